@@ -1,0 +1,140 @@
+/**
+ * The accelerator interface: what the board hands a CPU engine (software CPU, KVM, qtest) and what
+ * the engine hands back. Devices never see any of this (STYLE.md §2.5).
+ * @module
+ */
+import type { AccessSize, Clock, GuestMemory, MsiSink } from "./types.ts";
+
+/** Port I/O as the CPU issues it: dispatch through the "I/O" address space (hooks included). */
+export interface IoBus {
+  read(port: number, size: 1 | 2 | 4): number;
+  write(port: number, size: 1 | 2 | 4, value: number): void;
+}
+
+/** MMIO (non-RAM physical accesses) as the CPU issues it; 8-byte accesses are split by the CPU into two 4-byte ones. */
+export interface MmioBus {
+  read(addr: number, size: 1 | 2 | 4): number;
+  write(addr: number, size: 1 | 2 | 4, value: number): void;
+}
+
+/**
+ * The CPU's fast path to RAM and ROM: one backing byte array and a page map.
+ * Rebuilt only when the memory topology changes (`generation` increments; flush TLBs then).
+ */
+export interface PhysMap {
+  /** Backing store of all RAM and ROM pages (zero-copy guest RAM). */
+  readonly u8: Uint8Array;
+  /** Byte offset in `u8` of the 4 KiB guest-physical page `gpn` (= gpa / 4096), or -1 for MMIO/unassigned. */
+  pageBase(gpn: number): number;
+  /** True if page `gpn` is ROM (writes are dropped). */
+  isReadOnly(gpn: number): boolean;
+  /** Increments whenever the mapping changes. */
+  readonly generation: number;
+}
+
+/** A segment register as loaded: selector plus hidden descriptor cache. `attrs` = descriptor bits 40..55 packed as (type|S|DPL|P) | (AVL|L|D/B|G)<<8, like VMX access rights without the unusable bit. */
+export interface SegmentState {
+  selector: number;
+  base: number;
+  limit: number;
+  attrs: number;
+}
+
+/** A full architectural entry state written by a boot loader (PVH 32-bit or Linux 64-bit boot protocol). */
+export interface CpuEntryState {
+  /** 64-bit registers as bigint (cold path). Keys: rax rbx rcx rdx rsi rdi rsp rbp r8..r15 rip rflags. */
+  regs: Record<string, bigint>;
+  cs: SegmentState;
+  ds: SegmentState;
+  es: SegmentState;
+  ss: SegmentState;
+  fs: SegmentState;
+  gs: SegmentState;
+  tr: SegmentState;
+  ldtr: SegmentState;
+  gdt: { base: number; limit: number };
+  idt: { base: number; limit: number };
+  cr0: bigint;
+  cr3: bigint;
+  cr4: bigint;
+  efer: bigint;
+}
+
+/**
+ * Per-vCPU interrupt controller as the software CPU sees it (devices/lapic.ts implements it).
+ * Under KVM the in-kernel LAPIC plays this role and this object is not used.
+ */
+export interface LocalApicPort {
+  readonly apicId: number;
+  /** True when an interrupt (fixed/ExtINT) can be delivered given TPR/PPR; the CPU still checks IF. */
+  hasInterrupt(): boolean;
+  /** Accept the highest-priority pending interrupt (IRR→ISR, or PIC INTA for ExtINT); returns the vector, or -1 (spurious handled inside). */
+  acknowledge(): number;
+  /** NMI pending (consumed by this call). */
+  takeNmi(): boolean;
+  /** INIT / SIPI requests for this CPU (consumed by the call): -1 none, -2 INIT, else SIPI vector 0..255. */
+  takeStartup(): number;
+  /** xAPIC MMIO at 0xfee00000 (offset within the 4 KiB page). */
+  mmioRead(offset: number): number;
+  mmioWrite(offset: number, value: number): void;
+  /** x2APIC MSRs 0x800-0x8ff, IA32_APIC_BASE (0x1b), IA32_TSC_DEADLINE (0x6e0). Values as bigint (cold). undefined → #GP. */
+  readMsr(msr: number): bigint | undefined;
+  /** Returns false → #GP. */
+  writeMsr(msr: number, value: bigint): boolean;
+  /** The APIC page is enabled (APIC_BASE bit 11) and the base address in use. */
+  readonly baseAddress: number;
+  reset(): void;
+}
+
+/** Why `run` returned. */
+export type RunExit =
+  | { kind: "shutdown"; reason: "triple-fault" | "guest-reset" | "guest-shutdown" }
+  | { kind: "paused" }
+  | { kind: "quit" }
+  | { kind: "internal-error"; message: string };
+
+/** Everything an accelerator needs from the board. */
+export interface AccelBoard {
+  readonly io: IoBus;
+  readonly mmio: MmioBus;
+  readonly phys: PhysMap;
+  readonly ram: GuestMemory;
+  readonly clock: Clock;
+  /** Destination of IOAPIC/MSI messages: the accelerator's interrupt fabric. Filled in by the accelerator. */
+  msi: MsiSink | null;
+  readonly ncpus: number;
+  /** One per vCPU for the software CPU. */
+  readonly lapics: readonly LocalApicPort[];
+  /** `-cpu` model name and +/- feature list as given. */
+  readonly cpuModel: string;
+  readonly cpuFeatures: ReadonlyArray<{ name: string; on: boolean }>;
+}
+
+/** A general-register snapshot for `info registers`, the differential tester and KVM cross-checks. */
+export interface CpuRegisters {
+  /** rax rbx rcx rdx rsi rdi rbp rsp r8..r15 rip rflags as bigint. */
+  gpr: Record<string, bigint>;
+  seg: Record<"es" | "cs" | "ss" | "ds" | "fs" | "gs" | "ldt" | "tr", SegmentState>;
+  gdt: { base: number; limit: number };
+  idt: { base: number; limit: number };
+  cr: { cr0: bigint; cr2: bigint; cr3: bigint; cr4: bigint; cr8: bigint };
+  efer: bigint;
+  halted: boolean;
+}
+
+/** An execution engine: "tcg" (software CPU), "kvm", or "qtest" (no CPU). */
+export interface Accelerator {
+  readonly name: "tcg" | "kvm" | "qtest";
+  /** Set up vCPUs with the boot loader's entry state for the BSP; APs wait for INIT/SIPI. */
+  init(board: AccelBoard, entry: CpuEntryState): void;
+  /** Run until shutdown, pause or quit. Yields to the event loop regularly so host I/O keeps flowing. */
+  run(): Promise<RunExit>;
+  /** Ask a running `run()` to return { kind: "paused" } soon (safe from any callback). */
+  requestStop(): void;
+  /** Registers of vCPU `index` (while paused, or a consistent recent copy). */
+  registers(index: number): CpuRegisters;
+  /** Put every vCPU back to the entry state (system_reset). */
+  reset(entry: CpuEntryState): void;
+  /** Release host resources (fds, workers). */
+  destroy(): void;
+}
