@@ -86,6 +86,15 @@ export interface LocalApicPort {
   reset(): void;
 }
 
+/** Model-specific registers implemented outside the CPU (kvmclock). Consulted before the CPU's own MSRs. */
+export interface MsrHandler {
+  handles(msr: number): boolean;
+  /** undefined → #GP. */
+  read(cpu: number, msr: number): bigint | undefined;
+  /** false → #GP. */
+  write(cpu: number, msr: number, value: bigint): boolean;
+}
+
 /** Why `run` returned. */
 export type RunExit =
   | { kind: "shutdown"; reason: "triple-fault" | "guest-reset" | "guest-shutdown" }
@@ -108,6 +117,10 @@ export interface AccelBoard {
   /** `-cpu` model name and +/- feature list as given. */
   readonly cpuModel: string;
   readonly cpuFeatures: ReadonlyArray<{ name: string; on: boolean }>;
+  /** Extra MSRs (kvmclock). */
+  readonly msrHandlers: readonly MsrHandler[];
+  /** Guest TSC frequency in kHz; TSC = clock.now() ns × tscKhz / 1e6. Advertised in CPUID 0x15/0x16/0x40000010. */
+  readonly tscKhz: number;
 }
 
 /** A general-register snapshot for `info registers`, the differential tester and KVM cross-checks. */
