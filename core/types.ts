@@ -99,6 +99,11 @@ export interface CharBackend {
   setReceiver(r: CharReceiver | null): void;
   /** True when a host peer is connected (sockets); always true for stdio/file/null. */
   readonly connected: boolean;
+  /**
+   * The device has room for input again (QEMU qemu_chr_fe_accept_input): the backend should retry delivery
+   * soon, never re-entrantly from inside this call. Optional; backends also retry on their own.
+   */
+  accept?(): void;
 }
 
 /** What a device gives its CharBackend to receive input. */
