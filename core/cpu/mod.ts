@@ -1,0 +1,338 @@
+/**
+ * The software x86-64 CPU (`-accel tcg`): an interpreter of real, protected and long mode with
+ * 4-level paging, driven by a run loop that interleaves vCPUs, fires the virtual clock's timers,
+ * delivers LAPIC interrupts, sleeps on HLT and yields to the JS event loop every few milliseconds.
+ * @module
+ */
+import type { AccelBoard, Accelerator, CpuEntryState, CpuRegisters, RunExit, SegmentState } from "../accel.ts";
+import { Cpu, CpuFault, CS, DS, ES, EXC_NMI, F_IF, FS, GS, LDTR, SS, TR } from "./cpu.ts";
+import { Interp } from "./interp.ts";
+import { Translator } from "./translate.ts";
+import { deliver, raise } from "./system.ts";
+
+export { Cpu, CpuFault } from "./cpu.ts";
+export { Interp } from "./interp.ts";
+
+/** Options for the software CPU. */
+export interface SoftCpuOptions {
+  /** Sink for `-d unimp`/`-d int` style messages (unimplemented opcodes, triple faults). */
+  log?: (msg: string) => void;
+  /** Per-instruction trace hook (`-d in_asm`-like; slow). */
+  trace?: (cpu: number, rip: number) => void;
+  /** Log every interrupt/exception delivered (`-d int`). */
+  logInterrupts?: boolean;
+  /** Use the block translator for hot 64-bit code (default true). */
+  translate?: boolean;
+  /** Host milliseconds to run before yielding to the event loop (default 4). */
+  sliceMs?: number;
+}
+
+interface SteppedClock {
+  nextDeadline?: () => number;
+  runDue?: () => void;
+}
+
+const SEG_KEYS = ["es", "cs", "ss", "ds", "fs", "gs"] as const;
+const TWO32 = 4294967296;
+
+/** The `-accel tcg` accelerator: a software x86-64 CPU per vCPU. */
+export class SoftCpuAccelerator implements Accelerator {
+  readonly name = "tcg" as const;
+  #board: AccelBoard | null = null;
+  #cpus: Cpu[] = [];
+  #interps: Interp[] = [];
+  #trs: Translator[] = [];
+  #stop = false;
+  #running = false;
+  readonly #opts: SoftCpuOptions;
+  #wake: (() => void) | null = null;
+
+  constructor(opts: SoftCpuOptions = {}) {
+    this.#opts = opts;
+  }
+
+  /** The vCPU objects (tests, debugging). */
+  get cpus(): readonly Cpu[] {
+    return this.#cpus;
+  }
+
+  /** Total instructions retired by all vCPUs. */
+  get icount(): number {
+    let n = 0;
+    for (const c of this.#cpus) n += c.icount;
+    return n;
+  }
+
+  init(board: AccelBoard, entry: CpuEntryState): void {
+    this.#board = board;
+    board.msi = null;
+    this.#cpus = [];
+    this.#interps = [];
+    this.#trs = [];
+    const n = Math.max(1, board.ncpus);
+    for (let i = 0; i < n; i++) {
+      const c = new Cpu(board, i);
+      const log = this.#opts.log;
+      if (log) c.log = (m) => log(`cpu${i}: ${m}`);
+      const it = new Interp(c);
+      const tr = this.#opts.trace;
+      if (tr) it.trace = (cc) => tr(i, cc.rip);
+      this.#cpus.push(c);
+      this.#interps.push(it);
+      const xl = new Translator();
+      if (this.#opts.translate === false || this.#opts.trace) xl.enabled = false;
+      this.#trs.push(xl);
+    }
+    this.reset(entry);
+  }
+
+  reset(entry: CpuEntryState): void {
+    this.#cpus.forEach((c, i) => {
+      c.resetState();
+      c.lapic?.reset();
+      if (i === 0) applyEntry(c, entry);
+      else c.waitSipi = true;
+    });
+  }
+
+  requestStop(): void {
+    this.#stop = true;
+    this.#wake?.();
+  }
+
+  destroy(): void {
+    this.#stop = true;
+    this.#wake?.();
+  }
+
+  registers(index: number): CpuRegisters {
+    const c = this.#cpus[index];
+    if (!c) throw new RangeError(`no vCPU ${index}`);
+    return cpuRegisters(c);
+  }
+
+  async run(): Promise<RunExit> {
+    const board = this.#board;
+    if (!board) return { kind: "internal-error", message: "accelerator not initialised" };
+    if (this.#running) return { kind: "internal-error", message: "already running" };
+    this.#running = true;
+    this.#stop = false;
+    const chan = new MessageChannel();
+    let resolveYield: (() => void) | null = null;
+    chan.port1.onmessage = () => {
+      const r = resolveYield;
+      resolveYield = null;
+      r?.();
+    };
+    const yieldNow = () =>
+      new Promise<void>((res) => {
+        resolveYield = res;
+        chan.port2.postMessage(0);
+      });
+    const clock = board.clock as unknown as SteppedClock;
+    const sliceMs = this.#opts.sliceMs ?? 4;
+    try {
+      for (;;) {
+        if (this.#stop) return { kind: "paused" };
+        const end = performance.now() + sliceMs;
+        let allIdle = true;
+        do {
+          allIdle = true;
+          for (let i = 0; i < this.#cpus.length; i++) {
+            const r = this.#runCpu(i, 20000);
+            if (r === -1) return { kind: "shutdown", reason: "triple-fault" };
+            if (r === 0) allIdle = false;
+          }
+          clock.runDue?.();
+        } while (!allIdle && performance.now() < end && !this.#stop);
+        if (allIdle) {
+          // Every vCPU halted: sleep until the next timer deadline (bounded, to poll host I/O).
+          let waitMs = 10;
+          const dl = clock.nextDeadline?.();
+          if (dl !== undefined && Number.isFinite(dl)) {
+            waitMs = Math.max(0, Math.min(10, (dl - board.clock.now()) / 1e6));
+          }
+          if (waitMs > 0.05) {
+            await new Promise<void>((res) => {
+              const t = setTimeout(() => {
+                this.#wake = null;
+                res();
+              }, waitMs);
+              this.#wake = () => {
+                clearTimeout(t);
+                this.#wake = null;
+                res();
+              };
+            });
+          } else await yieldNow();
+          clock.runDue?.();
+        } else await yieldNow();
+      }
+    } finally {
+      chan.port1.close();
+      chan.port2.close();
+      this.#running = false;
+    }
+  }
+
+  /** Run vCPU i for up to `budget` instructions. Returns 0 ran, 1 idle (halted), -1 triple fault. */
+  #runCpu(i: number, budget: number): number {
+    const c = this.#cpus[i];
+    const it = this.#interps[i];
+    const tr = this.#trs[i];
+    const lapic = c.lapic;
+    if (lapic) {
+      const s = lapic.takeStartup();
+      if (s === -2) {
+        c.resetState();
+        c.waitSipi = true;
+      } else if (s >= 0 && c.waitSipi) {
+        startAp(c, s);
+      }
+    }
+    if (c.waitSipi) return 1;
+    while (budget > 0) {
+      // Interrupt window.
+      if (!c.intShadow && lapic) {
+        if (!c.nmiBlocked && lapic.takeNmi()) {
+          c.halted = false;
+          c.nmiBlocked = true;
+          if (!this.#deliver(c, EXC_NMI)) return -1;
+        } else if ((c.flags & F_IF) && lapic.hasInterrupt()) {
+          const vec = lapic.acknowledge();
+          if (vec >= 0) {
+            c.halted = false;
+            if (this.#opts.logInterrupts) this.#opts.log?.(`cpu${i}: interrupt 0x${vec.toString(16)} at ${c.rip.toString(16)}`);
+            if (!this.#deliver(c, vec)) return -1;
+          }
+        }
+      }
+      if (c.halted) return 1;
+      const n = c.intShadow ? 1 : budget < 512 ? budget : 512;
+      c.intShadow = false;
+      let k = 0;
+      try {
+        while (k < n) {
+          const m = tr.run(c);
+          if (m > 0) {
+            c.icount += m;
+            k += m;
+          } else {
+            it.step();
+            k++;
+          }
+          if (c.brk) {
+            c.brk = false;
+            break;
+          }
+        }
+      } catch (e) {
+        if (!(e instanceof CpuFault)) throw e;
+        if (this.#opts.logInterrupts) {
+          this.#opts.log?.(`cpu${i}: exception ${e.vec} err ${e.err} at ${c.rip.toString(16)} cr2=${c.cr2.toString(16)}`);
+        }
+        if (!raise(c, e.vec, e.err)) {
+          this.#opts.log?.(`cpu${i}: triple fault at ${c.rip.toString(16)}`);
+          return -1;
+        }
+        k++;
+      }
+      budget -= k;
+      if (c.halted) return 0;
+    }
+    return 0;
+  }
+
+  #deliver(c: Cpu, vec: number): boolean {
+    try {
+      deliver(c, vec, -1, c.rip, 0);
+      return true;
+    } catch (e) {
+      if (!(e instanceof CpuFault)) throw e;
+      return raise(c, e.vec, e.err);
+    }
+  }
+}
+
+/** Start an AP at SIPI vector v: real mode, CS = v << 8, IP = 0 (SDM 8.4.4). */
+function startAp(c: Cpu, v: number): void {
+  c.resetState();
+  c.waitSipi = false;
+  c.segSel[CS] = v << 8;
+  c.segBase[CS] = v << 12;
+  c.rip = 0;
+  c.updateMode();
+}
+
+function loadSegState(c: Cpu, i: number, s: SegmentState): void {
+  c.segSel[i] = s.selector;
+  c.segBase[i] = s.base;
+  c.segLimit[i] = s.limit;
+  c.segAttr[i] = s.attrs;
+}
+
+/** Apply a boot loader's entry state to vCPU c. */
+export function applyEntry(c: Cpu, e: CpuEntryState): void {
+  const names = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
+  names.forEach((n, i) => {
+    const v = BigInt.asUintN(64, e.regs[n] ?? 0n);
+    c.r[i] = Number(v & 0xffffffffn) | 0;
+    c.r[i + 16] = Number(v >> 32n) | 0;
+  });
+  loadSegState(c, ES, e.es);
+  loadSegState(c, CS, e.cs);
+  loadSegState(c, SS, e.ss);
+  loadSegState(c, DS, e.ds);
+  loadSegState(c, FS, e.fs);
+  loadSegState(c, GS, e.gs);
+  loadSegState(c, TR, e.tr);
+  loadSegState(c, LDTR, e.ldtr);
+  c.gdtBase = e.gdt.base;
+  c.gdtLimit = e.gdt.limit;
+  c.idtBase = e.idt.base;
+  c.idtLimit = e.idt.limit;
+  c.cr0 = Number(e.cr0 & 0xffffffffn) | 0;
+  c.cr3 = Number(e.cr3);
+  c.cr4 = Number(e.cr4);
+  c.efer = Number(e.efer);
+  c.setFlags(Number(e.regs.rflags ?? 2n));
+  c.rip = Number(BigInt.asIntN(64, e.regs.rip ?? 0n));
+  c.halted = false;
+  c.waitSipi = false;
+  c.updateMode();
+  c.flushTlb();
+}
+
+/** Snapshot of vCPU c's registers. */
+export function cpuRegisters(c: Cpu): CpuRegisters {
+  const names = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
+  const gpr: Record<string, bigint> = {};
+  names.forEach((n, i) => {
+    gpr[n] = (BigInt(c.r[i + 16] >>> 0) << 32n) | BigInt(c.r[i] >>> 0);
+  });
+  gpr.rip = BigInt.asUintN(64, BigInt(c.rip));
+  gpr.rflags = BigInt(c.getFlags() >>> 0);
+  const seg = (i: number): SegmentState => ({
+    selector: c.segSel[i],
+    base: c.segBase[i] < 0 ? c.segBase[i] + TWO32 * TWO32 : c.segBase[i],
+    limit: c.segLimit[i],
+    attrs: c.segAttr[i],
+  });
+  const s: Record<string, SegmentState> = {};
+  SEG_KEYS.forEach((k, i) => s[k] = seg(i));
+  return {
+    gpr,
+    seg: { es: s.es, cs: s.cs, ss: s.ss, ds: s.ds, fs: s.fs, gs: s.gs, ldt: seg(LDTR), tr: seg(TR) },
+    gdt: { base: c.gdtBase, limit: c.gdtLimit },
+    idt: { base: c.idtBase, limit: c.idtLimit },
+    cr: {
+      cr0: BigInt(c.cr0 >>> 0),
+      cr2: BigInt.asUintN(64, BigInt(c.cr2)),
+      cr3: BigInt(c.cr3),
+      cr4: BigInt(c.cr4 >>> 0),
+      cr8: BigInt(c.cr8),
+    },
+    efer: BigInt(c.efer),
+    halted: c.halted,
+  };
+}

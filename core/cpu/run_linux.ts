@@ -1,0 +1,85 @@
+/**
+ * Development script: boot the default guest's kernel on the software CPU with the harness board
+ * (no devices): `deno run -A core/cpu/run_linux.ts [vmlinux|bzImage] [seconds] [extra cmdline]`.
+ * Prints the serial console, MIPS, and the last instructions on a triple fault or timeout.
+ * @module
+ */
+import { loadLinux } from "../boot/mod.ts";
+import { guestFile } from "../host/guest_files.ts";
+import { makeHarnessBoard } from "./harness.ts";
+import { SoftCpuAccelerator } from "./mod.ts";
+import { VirtualClock } from "../clock.ts";
+import { ApicBus, Lapic } from "../../devices/lapic.ts";
+import { CountingLog } from "../types.ts";
+import type { LocalApicPort } from "../accel.ts";
+
+const kernelName = Deno.args[0] ?? "vmlinux";
+const seconds = Number(Deno.args[1] ?? 20);
+const extra = Deno.args[2] ?? "";
+const kernel = await Deno.readFile(await guestFile(kernelName));
+const initrd = await Deno.readFile(await guestFile("initramfs.cpio.gz"));
+const enc = new TextEncoder();
+let line = "";
+const useLapic = Deno.env.get("CPU_LAPIC") === "1";
+const clock = new VirtualClock({ mode: "host" });
+const lapics: LocalApicPort[] = [];
+const ncpus = Number(Deno.env.get("CPU_SMP") ?? 1);
+const bus = new ApicBus();
+for (let i = 0; useLapic && i < ncpus; i++) {
+  lapics.push(new Lapic({ id: i, clock, tscKhz: 1000000, bus, log: new CountingLog() }));
+}
+const { board, ram } = makeHarnessBoard({
+  ramBytes: 512 << 20,
+  kvmclock: true,
+  clock,
+  lapics,
+  cpuFeatures: useLapic ? [] : [{ name: "apic", on: false }],
+  ncpus,
+  onSerial: (b) => {
+    Deno.stdout.writeSync(new Uint8Array([b]));
+    line = b === 10 ? "" : line + String.fromCharCode(b);
+    if (line.endsWith("Run /init") || line.endsWith("GUEST-INIT-OK")) {
+      const dt = (performance.now() - t0) / 1000;
+      console.error(`\n[cpu] "${line.slice(-13)}" after ${dt.toFixed(2)} s, ${accel.icount} instructions`);
+    }
+  },
+});
+const boot = loadLinux(ram, {
+  kernel,
+  kernelName,
+  initrd,
+  initrdName: "initramfs.cpio.gz",
+  cmdline: `earlyprintk=ttyS0 console=ttyS0 rdinit=/init reboot=t lpj=1000000 ${extra}`,
+  layout: { below4g: 512 << 20, above4g: 0 },
+  ncpus,
+});
+let t0 = performance.now();
+const RING = 64;
+const ring = new Float64Array(RING);
+let ri = 0;
+const accel = new SoftCpuAccelerator({
+  log: (m) => console.error(`[cpu] ${m}`),
+  logInterrupts: Deno.env.get("CPU_LOG_INT") === "1",
+  trace: Deno.env.get("CPU_RING") === "1"
+    ? (_cpu, rip) => {
+      ring[ri++ & (RING - 1)] = rip;
+    }
+    : undefined,
+});
+accel.init(board, boot.entry);
+t0 = performance.now();
+const timer = setTimeout(() => accel.requestStop(), seconds * 1000);
+const exit = await accel.run();
+clearTimeout(timer);
+const dt = (performance.now() - t0) / 1000;
+const n = accel.icount;
+console.error(`\n[cpu] exit ${JSON.stringify(exit)} after ${n} instructions in ${dt.toFixed(2)} s = ${(n / dt / 1e6).toFixed(1)} MIPS`);
+const r = accel.registers(0);
+console.error(`[cpu] rip=${r.gpr.rip.toString(16)} rsp=${r.gpr.rsp.toString(16)} cr0=${r.cr.cr0.toString(16)} cr3=${r.cr.cr3.toString(16)} efer=${r.efer.toString(16)} halted=${r.halted}`);
+if (Deno.env.get("CPU_RING") === "1") {
+  const out: string[] = [];
+  for (let i = 0; i < RING; i++) out.push(ring[(ri + i) & (RING - 1)].toString(16));
+  console.error(`[cpu] last rips: ${out.join(" ")}`);
+}
+void enc;
+void line;

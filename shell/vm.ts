@@ -1,0 +1,370 @@
+/**
+ * The runner: command line → host backends → board → accelerator → run loop, with QEMU's lifecycle
+ * (-S, -no-reboot, -no-shutdown, Ctrl-A x, SIGTERM) and the monitors. main.ts calls `main()`.
+ * @module
+ */
+import type { Accelerator, RunExit } from "../core/accel.ts";
+import type { VmConfig } from "../core/config.ts";
+import { type BlockBackend, type CharBackend, type GuestLog, UserError } from "../core/types.ts";
+import { VirtualClock } from "../core/clock.ts";
+import { openChardev, type HostChar } from "../core/host/chardev.ts";
+import { openBlockFile } from "../core/host/block_file.ts";
+import { guestFile } from "../core/host/guest_files.ts";
+import { Microvm, MICROVM_DEVICES } from "../devices/microvm.ts";
+import { formatCliError, isCliAction, parseCommandLine } from "./cli.ts";
+
+/** The name errors are prefixed with, as QEMU uses its argv[0]. */
+export const PROG = "microvm.ts";
+
+const enc = new TextEncoder();
+
+function errLine(line: string): void {
+  Deno.stderr.writeSync(enc.encode(line.endsWith("\n") ? line : line + "\n"));
+}
+
+/** The command line a newcomer gets with no arguments: the default guest on this terminal. */
+export async function defaultArgs(): Promise<string[]> {
+  const interactive = Deno.stdin.isTerminal();
+  const append = "earlyprintk=ttyS0 console=ttyS0 rdinit=/init reboot=t" + (interactive ? " guest_shell=1" : "");
+  return [
+    "-M", "microvm", "-accel", "tcg", "-cpu", "max", "-m", "512m", "-smp", "1",
+    "-kernel", await guestFile("vmlinux"), "-initrd", await guestFile("initramfs.cpio.gz"),
+    "-append", append, "-nodefaults", "-no-user-config", "-nographic", "-serial", "mon:stdio", "-no-reboot",
+  ];
+}
+
+/** -d / -D logging sink implementing GuestLog. */
+class LogSink implements GuestLog {
+  errors = 0;
+  unimps = 0;
+  readonly #items: Set<string>;
+  readonly #file: Deno.FsFile | null;
+  readonly #seen = new Map<string, number>();
+  constructor(items: string[], file: string | undefined) {
+    this.#items = new Set(items);
+    this.#file = file ? Deno.openSync(file, { write: true, create: true, truncate: true }) : null;
+  }
+  has(item: string): boolean {
+    return this.#items.has(item);
+  }
+  print(msg: string): void {
+    const data = enc.encode(msg.endsWith("\n") ? msg : msg + "\n");
+    if (this.#file) this.#file.writeSync(data);
+    else Deno.stderr.writeSync(data);
+  }
+  #limited(key: string, msg: string): void {
+    const n = (this.#seen.get(key) ?? 0) + 1;
+    this.#seen.set(key, n);
+    if (n <= 20) this.print(msg);
+    else if (n === 21) this.print(`${key}: further messages suppressed`);
+  }
+  guestError(id: string, msg: string): void {
+    this.errors++;
+    if (this.#items.has("guest_errors")) this.#limited(id, `${id}: ${msg}`);
+  }
+  unimp(id: string, msg: string): void {
+    this.unimps++;
+    if (this.#items.has("unimp")) this.#limited(id, `${id}: ${msg}`);
+  }
+}
+
+async function readInput(kind: "kernel" | "initrd", path: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound
+      ? "No such file or directory"
+      : e instanceof Deno.errors.PermissionDenied
+      ? "Permission denied"
+      : e instanceof Deno.errors.IsADirectory
+      ? "Is a directory"
+      : String((e as Error).message);
+    throw new UserError(kind === "kernel" ? `could not open kernel file '${path}': ${why}` : `could not load initrd '${path}': ${why}`);
+  }
+}
+
+/** A running VM with its host resources. */
+export class VmRunner {
+  readonly config: VmConfig;
+  readonly machine: Microvm;
+  readonly accel: Accelerator | null;
+  readonly clock: VirtualClock;
+  readonly log: LogSink;
+  readonly chardevs: Map<string, HostChar>;
+  readonly drives: BlockBackend[];
+  runState: "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" = "prelaunch";
+  #quit = false;
+  #exitCode = 0;
+  #resumeWaiters: (() => void)[] = [];
+
+  constructor(o: {
+    config: VmConfig;
+    machine: Microvm;
+    accel: Accelerator | null;
+    clock: VirtualClock;
+    log: LogSink;
+    chardevs: Map<string, HostChar>;
+    drives: BlockBackend[];
+  }) {
+    this.config = o.config;
+    this.machine = o.machine;
+    this.accel = o.accel;
+    this.clock = o.clock;
+    this.log = o.log;
+    this.chardevs = o.chardevs;
+    this.drives = o.drives;
+  }
+
+  /** Stop the vCPUs (monitor `stop`). */
+  stop(): void {
+    if (this.runState === "running") {
+      this.runState = "paused";
+      this.clock.pause?.();
+      this.accel?.requestStop();
+    }
+  }
+
+  /** Resume (monitor `cont`). */
+  cont(): void {
+    if (this.runState === "paused" || this.runState === "prelaunch") {
+      this.runState = "running";
+      this.clock.resume?.();
+      for (const w of this.#resumeWaiters.splice(0)) w();
+    }
+  }
+
+  /** monitor `quit`, Ctrl-A x, SIGTERM. */
+  quit(code = 0): void {
+    this.#quit = true;
+    this.#exitCode = code;
+    this.accel?.requestStop();
+    for (const w of this.#resumeWaiters.splice(0)) w();
+  }
+
+  /** system_reset. */
+  systemReset(): void {
+    this.machine.reset();
+    const entry = this.machine.entry();
+    if (this.accel && entry) this.accel.reset(entry);
+  }
+
+  #waitResume(): Promise<void> {
+    return new Promise((r) => this.#resumeWaiters.push(r));
+  }
+
+  /** Flush and close every host resource (drives flushed: nothing acknowledged is lost). */
+  close(): void {
+    for (const d of this.drives) {
+      try {
+        d.flush();
+        d.close();
+      } catch (e) {
+        errLine(`${PROG}: failed to close drive ${d.id}: ${(e as Error).message}`);
+      }
+    }
+    for (const c of this.chardevs.values()) {
+      try {
+        c.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.accel?.destroy();
+  }
+
+  /** The main loop; resolves to the process exit code. */
+  async run(): Promise<number> {
+    if (!this.config.startPaused) this.cont();
+    for (;;) {
+      if (this.#quit) return this.#exitCode;
+      if (this.runState !== "running" || !this.accel) {
+        await this.#waitResume();
+        continue;
+      }
+      let exit: RunExit;
+      try {
+        exit = await this.accel.run();
+      } catch (e) {
+        exit = { kind: "internal-error", message: (e as Error).stack ?? String(e) };
+      }
+      if (this.#quit) return this.#exitCode;
+      switch (exit.kind) {
+        case "paused":
+          break;
+        case "quit":
+          return 0;
+        case "shutdown":
+          if (exit.reason === "guest-shutdown" || this.config.noReboot) {
+            if (this.config.noShutdown) {
+              this.runState = "paused";
+              break;
+            }
+            return 0;
+          }
+          this.systemReset();
+          break;
+        case "internal-error":
+          errLine(`${PROG}: internal error: ${exit.message}`);
+          this.runState = "internal-error";
+          if (this.config.monitors.length === 0) return 1;
+          break;
+      }
+    }
+  }
+}
+
+/** Pick and create the accelerator from the -accel candidates (QEMU tries them in order). */
+async function makeAccelerator(
+  cfg: VmConfig,
+  log: LogSink,
+  board: () => Microvm | null,
+): Promise<Accelerator | null> {
+  let lastErr: unknown = null;
+  for (const a of cfg.accel) {
+    try {
+      if (a.name === "qtest") return null;
+      if (a.name === "tcg") {
+        const { SoftCpuAccelerator } = await import("../core/cpu/mod.ts");
+        return new SoftCpuAccelerator({
+          log: (m) => log.has("unimp") || log.has("guest_errors") || log.has("int") ? log.print(m) : undefined,
+          logInterrupts: log.has("int"),
+        });
+      }
+      const { KvmAccelerator, probeKvm, PVM_WARNING } = await import("../core/kvm/mod.ts");
+      const probe = probeKvm();
+      if (!probe.usable) throw new UserError(`Could not access KVM kernel module: ${probe.error}`);
+      if (probe.pvm) errLine(`${PROG}: ${PVM_WARNING}`);
+      return new KvmAccelerator({
+        irqchip: a.kernelIrqchip ?? "split",
+        warn: (l) => errLine(`${PROG}: ${l}`),
+        extIntAck: () => board()?.pic?.intAck() ?? -1,
+        onEoi: (v) => board()?.ioapic.eoi(v),
+      });
+    } catch (e) {
+      lastErr = e;
+      if (cfg.accel.length > 1) errLine(`${PROG}: -accel ${a.name}: ${(e as Error).message}`);
+    }
+  }
+  throw lastErr instanceof UserError ? lastErr : new UserError(`no accelerator found: ${(lastErr as Error)?.message}`);
+}
+
+/** Build everything from a parsed config (shared by main, tests and the fuzzer). */
+export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
+  const log = new LogSink(cfg.log.items, cfg.log.file);
+  for (const w of cfg.warnings) errLine(`${PROG}: ${w}`);
+  const accelName = cfg.accel.length ? cfg.accel[0].name : "tcg";
+  const clock = new VirtualClock({ mode: accelName === "qtest" ? "manual" : "host" });
+  let runner: VmRunner | null = null;
+  const chardevs = new Map<string, HostChar>();
+  for (const c of cfg.chardevs) {
+    const b = c.backend;
+    const spec: Record<string, unknown> = { backend: b.kind, id: c.id, mux: c.mux };
+    if (b.kind === "file") Object.assign(spec, { path: b.path, append: b.append });
+    if (b.kind === "pipe") Object.assign(spec, { path: b.path });
+    if (b.kind === "stdio") Object.assign(spec, { signal: b.signal });
+    if (b.kind === "socket") {
+      Object.assign(spec, { server: b.server, wait: b.wait });
+      if (b.path !== undefined) spec.path = b.path;
+      if (b.host !== undefined) spec.host = b.host;
+      if (b.port !== undefined) spec.port = b.port;
+    }
+    if (c.logfile) Object.assign(spec, { logfile: c.logfile, logappend: c.logappend });
+    chardevs.set(
+      c.id,
+      await openChardev(spec as unknown as Parameters<typeof openChardev>[0], {
+        onQuit: () => runner?.quit(0),
+      }),
+    );
+  }
+  const drives: BlockBackend[] = [];
+  let machineRef: Microvm | null = null;
+  const accel = await makeAccelerator(cfg, log, () => machineRef);
+  const kernel = cfg.kernel ? { name: cfg.kernel, bytes: await readInput("kernel", cfg.kernel) } : undefined;
+  const initrd = cfg.initrd ? { name: cfg.initrd, bytes: await readInput("initrd", cfg.initrd) } : undefined;
+  if (initrd && !kernel) throw new UserError("-initrd cannot be used without -kernel");
+  let wallClockMs = Date.now();
+  if (typeof cfg.rtc.base === "object") wallClockMs = cfg.rtc.base.epochSeconds * 1000;
+  else if (cfg.rtc.base === "localtime") wallClockMs -= new Date().getTimezoneOffset() * 60_000;
+  const { cpuSignature, cpuFeatures } = await cpuIdentity(cfg);
+  const machine = new Microvm(cfg, {
+    log,
+    clock,
+    accel: accel ? accel.name : "qtest",
+    chardev: (id: string): CharBackend => {
+      const c = chardevs.get(id);
+      if (!c) throw new UserError(`Property 'chardev' can't find value '${id}'`);
+      return c;
+    },
+    drive: (d) => {
+      const b = openBlockFile(d.file, {
+        readOnly: d.readOnly,
+        snapshot: d.snapshot,
+        cache: d.cache.noFlush ? "unsafe" : d.cache.direct ? (d.cache.writeback ? "none" : "directsync") : d.cache.writeback ? "writeback" : "writethrough",
+        ...(d.format ? { format: d.format } : {}),
+        id: d.id,
+      });
+      drives.push(b);
+      return b;
+    },
+    wallClockMs,
+    ...(kernel ? { kernel } : {}),
+    ...(initrd ? { initrd } : {}),
+    cpuSignature,
+    cpuFeatures,
+  });
+  machineRef = machine;
+  const entry = machine.entry();
+  if (accel) {
+    if (!entry) throw new UserError("No kernel given: microvm.ts boots Linux directly; use -kernel (there is no firmware)");
+    accel.init(machine.accelBoard(), entry);
+  }
+  runner = new VmRunner({ config: cfg, machine, accel, clock, log, chardevs, drives });
+  return runner;
+}
+
+async function cpuIdentity(cfg: VmConfig): Promise<{ cpuSignature: number; cpuFeatures: number }> {
+  try {
+    const m = await import("../core/cpu/cpuid.ts");
+    const f = (m as unknown as { cpuIdentity?: (model: string) => { signature: number; features: number } }).cpuIdentity;
+    if (f) {
+      const r = f(cfg.cpu.model);
+      return { cpuSignature: r.signature, cpuFeatures: r.features };
+    }
+  } catch {
+    // fall through to the defaults below
+  }
+  return { cpuSignature: 0x000663, cpuFeatures: 0x0781abfd };
+}
+
+/** Entry point: returns the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let runner: VmRunner | null = null;
+  try {
+    const args = argv.length === 0 ? await defaultArgs() : argv;
+    const r = parseCommandLine(args, PROG, { devices: MICROVM_DEVICES });
+    if (isCliAction(r)) {
+      Deno.stdout.writeSync(enc.encode(r.text.endsWith("\n") ? r.text : r.text + "\n"));
+      return 0;
+    }
+    runner = await buildVm(r);
+    const rr = runner;
+    const onTerm = () => {
+      errLine(`${PROG}: terminating on signal 15`);
+      rr.quit(0);
+    };
+    Deno.addSignalListener("SIGTERM", onTerm);
+    const { startMonitors } = await import("./monitors.ts");
+    await startMonitors(rr);
+    const code = await rr.run();
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    rr.close();
+    return code;
+  } catch (e) {
+    runner?.close();
+    if (e instanceof UserError) {
+      Deno.stderr.writeSync(enc.encode(formatCliError(PROG, e)));
+      return 1;
+    }
+    throw e;
+  }
+}
