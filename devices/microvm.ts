@@ -11,13 +11,24 @@
  */
 import type { AccelBoard, CpuEntryState, LocalApicPort, MsrHandler } from "../core/accel.ts";
 import type { DeviceConfig, DeviceRegistry, DriveConfig, VmConfig } from "../core/config.ts";
-import { type Clock, type CharBackend, type BlockBackend, type Device, type GuestLog, type IrqLine,
-  type MsiSink, type NetBackend, NO_IRQ, type RegionOps, UserError } from "../core/types.ts";
+import {
+  type BlockBackend,
+  type CharBackend,
+  type Clock,
+  type Device,
+  type GuestLog,
+  type IrqLine,
+  type MsiSink,
+  type NetBackend,
+  NO_IRQ,
+  type RegionOps,
+  UserError,
+} from "../core/types.ts";
 import { AddressSpace, createCpuAddressSpaces, MemoryRegion, renderMtree } from "../core/region.ts";
 import { GuestRam } from "../core/memory.ts";
 import { GsiRouter } from "../core/irq.ts";
 import type { VirtualClock } from "../core/clock.ts";
-import { loadLinux, type LinuxBootInfo } from "../core/boot/mod.ts";
+import { type LinuxBootInfo, loadLinux } from "../core/boot/mod.ts";
 import { Uart16550 } from "./uart16550.ts";
 import { I8259Pair } from "./i8259.ts";
 import { I8254 } from "./i8254.ts";
@@ -59,7 +70,15 @@ export interface MicrovmHost {
   /** An opened -netdev by id. */
   netdev?(id: string): NetBackend;
   /** Build a virtio-net device (supplied once devices/virtio/net.ts exists). */
-  makeNet?(opts: { id: string; netdev: NetBackend; netdevName: string; props: Record<string, string>; index: number }): VirtioDevice;
+  makeNet?(
+    opts: {
+      id: string;
+      netdev: NetBackend;
+      netdevName: string;
+      props: Record<string, string>;
+      index: number;
+    },
+  ): VirtioDevice;
   /** Wall-clock time (ms since the epoch) at virtual time 0, for the RTC and kvmclock. */
   wallClockMs: number;
   kernel?: { name: string; bytes: Uint8Array };
@@ -81,8 +100,20 @@ export interface QtreeNode {
 
 /** The -device drivers this board builds (the command line checks against it). */
 export const MICROVM_DEVICES: DeviceRegistry = [
-  { driver: "virtio-blk-device", desc: "", bus: "virtio-bus", category: "Storage", props: [...VirtioBlk.PROPS] },
-  { driver: "virtio-serial-device", desc: "", bus: "virtio-bus", category: "Input", props: [...VirtioSerial.PROPS] },
+  {
+    driver: "virtio-blk-device",
+    desc: "",
+    bus: "virtio-bus",
+    category: "Storage",
+    props: [...VirtioBlk.PROPS],
+  },
+  {
+    driver: "virtio-serial-device",
+    desc: "",
+    bus: "virtio-bus",
+    category: "Input",
+    props: [...VirtioSerial.PROPS],
+  },
   {
     driver: "virtconsole",
     desc: "",
@@ -165,9 +196,13 @@ export class Microvm {
     this.clock = host.clock;
     const m = config.machine;
     if (m.acpi === "on") {
-      throw new UserError("Property 'microvm-machine.acpi' cannot be 'on': microvm.ts has no ACPI tables; use acpi=off");
+      throw new UserError(
+        "Property 'microvm-machine.acpi' cannot be 'on': microvm.ts has no ACPI tables; use acpi=off",
+      );
     }
-    if (m.pcie === "on") throw new UserError("Property 'microvm-machine.pcie' cannot be 'on': PCIe needs ACPI");
+    if (m.pcie === "on") {
+      throw new UserError("Property 'microvm-machine.pcie' cannot be 'on': PCIe needs ACPI");
+    }
     this.ncpus = config.smp.cpus;
     const kvm = host.accel === "kvm";
     const log = host.log;
@@ -181,7 +216,9 @@ export class Microvm {
     this.ioRoot = MemoryRegion.io("io", 0x10000, null);
     const ramRegion = MemoryRegion.ram("microvm.ram", size, this.ram, 0);
     this.system.addSubregion(0, MemoryRegion.alias("ram-below-4g", ramRegion, 0, below));
-    if (above > 0) this.system.addSubregion(0x1_0000_0000, MemoryRegion.alias("ram-above-4g", ramRegion, below, above));
+    if (above > 0) {
+      this.system.addSubregion(0x1_0000_0000, MemoryRegion.alias("ram-above-4g", ramRegion, below, above));
+    }
 
     // --- interrupt fabric ---
     this.apicBus = new ApicBus();
@@ -189,7 +226,10 @@ export class Microvm {
     this.ioapic = new Ioapic({ id: "ioapic", msi, log });
     this.gsi = new GsiRouter(24);
     for (let i = 0; i < 24; i++) this.gsi.connect(i, this.ioapic.pin(i));
-    this.system.addSubregion(IOAPIC_BASE, MemoryRegion.io("ioapic", 0x1000, this.ioapic.ops, { owner: "ioapic" }));
+    this.system.addSubregion(
+      IOAPIC_BASE,
+      MemoryRegion.io("ioapic", 0x1000, this.ioapic.ops, { owner: "ioapic" }),
+    );
     for (let i = 0; i < this.ncpus; i++) {
       const lapic = new Lapic({ id: i, clock: this.clock, tscKhz: TSC_KHZ, bus: this.apicBus, log });
       this.lapics.push(lapic);
@@ -200,7 +240,10 @@ export class Microvm {
       write: (offset, _size, value) => msi.sendMsi(APIC_MSI_BASE + offset, value),
       valid: { min: 4, max: 4 },
     };
-    this.system.addSubregion(APIC_MSI_BASE, MemoryRegion.io("apic-msi", 0x100000, msiOps, { priority: 4096 }));
+    this.system.addSubregion(
+      APIC_MSI_BASE,
+      MemoryRegion.io(kvm ? "kvm-apic-msi" : "apic-msi", 0x100000, msiOps, { priority: 4096 }),
+    );
     this.devices.push(this.ioapic);
 
     // --- virtio-mmio transports (created 0..7; QEMU fills them from the top) ---
@@ -215,7 +258,10 @@ export class Microvm {
         ioeventfd: this.#globalBool("virtio-mmio", "ioeventfd", false),
       });
       this.transports.push(t);
-      this.system.addSubregion(base, MemoryRegion.io(VirtioMmio.REGION_NAME, VirtioMmio.REGION_SIZE, t.ops, { owner: t.id }));
+      this.system.addSubregion(
+        base,
+        MemoryRegion.io(VirtioMmio.REGION_NAME, VirtioMmio.REGION_SIZE, t.ops, { owner: t.id }),
+      );
     }
 
     // --- legacy ISA devices ---
@@ -236,7 +282,14 @@ export class Microvm {
       this.ioRoot.addSubregion(0x40, MemoryRegion.io("pit", 4, pit.ops, { owner: "pit" }));
     }
     if (onOffAuto(m.rtc, !kvm)) {
-      const rtc = new Mc146818Rtc({ id: "rtc", irq: this.gsi.line(8), clock: this.clock, log, baseTimeMs: host.wallClockMs, baseYear: 2000 });
+      const rtc = new Mc146818Rtc({
+        id: "rtc",
+        irq: this.gsi.line(8),
+        clock: this.clock,
+        log,
+        baseTimeMs: host.wallClockMs,
+        baseYear: 2000,
+      });
       rtc.setMemorySize({ belowGb4: below, aboveGb4: above });
       this.rtc = rtc;
       const rtcRegion = MemoryRegion.io("rtc", 2, rtc.ops, { owner: "rtc" });
@@ -260,10 +313,22 @@ export class Microvm {
 
     // --- fw_cfg and kvmclock ---
     this.fwcfg = new FwCfg({ id: "fw_cfg", mem: this.ram, log });
-    this.ioRoot.addSubregion(FW_CFG_IO_BASE, MemoryRegion.io("fwcfg", 2, this.fwcfg.ops, { owner: "fw_cfg" }));
-    this.ioRoot.addSubregion(FW_CFG_IO_BASE + 4, MemoryRegion.io("fwcfg.dma", 8, this.fwcfg.dmaOps, { owner: "fw_cfg" }));
+    this.ioRoot.addSubregion(
+      FW_CFG_IO_BASE,
+      MemoryRegion.io("fwcfg", 2, this.fwcfg.ops, { owner: "fw_cfg" }),
+    );
+    this.ioRoot.addSubregion(
+      FW_CFG_IO_BASE + 4,
+      MemoryRegion.io("fwcfg.dma", 8, this.fwcfg.dmaOps, { owner: "fw_cfg" }),
+    );
     this.devices.push(this.fwcfg);
-    this.kvmclock = new KvmClock({ mem: this.ram, clock: this.clock, tscKhz: TSC_KHZ, wallClockMs: host.wallClockMs, log });
+    this.kvmclock = new KvmClock({
+      mem: this.ram,
+      clock: this.clock,
+      tscKhz: TSC_KHZ,
+      wallClockMs: host.wallClockMs,
+      log,
+    });
 
     // --- BIOS ROM (no firmware runs; the region exists as in QEMU) ---
     const bios = MemoryRegion.rom("pc.bios", 0x10000, this.ram, { readonly: false });
@@ -289,7 +354,9 @@ export class Microvm {
   /** Add a -device (before boot). Virtio devices take transports from the top slot down, as QEMU does. */
   addDevice(d: DeviceConfig): void {
     const p = { ...d.props };
-    for (const g of this.config.globals) if (g.driver === d.driver && !(g.property in p)) p[g.property] = g.value;
+    for (const g of this.config.globals) {
+      if (g.driver === d.driver && !(g.property in p)) p[g.property] = g.value;
+    }
     const id = d.id ?? "";
     const bool = (k: string, dflt: boolean) => p[k] === undefined ? dflt : /^(on|yes|true)$/.test(p[k]);
     const common = {
@@ -303,7 +370,16 @@ export class Microvm {
         const cfg = this.config.drives.find((x) => x.id === driveId);
         if (!cfg) throw new UserError(`Property 'virtio-blk-device.drive' can't find value '${driveId}'`);
         const drive = this.host.drive(cfg);
-        this.#plug(new VirtioBlk({ id, drive, driveName: driveId, driveWriteback: cfg.cache.writeback, serial: p.serial ?? cfg.serial ?? "", ...common }));
+        this.#plug(
+          new VirtioBlk({
+            id,
+            drive,
+            driveName: driveId,
+            driveWriteback: cfg.cache.writeback,
+            serial: p.serial ?? cfg.serial ?? "",
+            ...common,
+          }),
+        );
         return;
       }
       case "virtio-serial-device": {
@@ -335,9 +411,13 @@ export class Microvm {
       case "virtio-net-device": {
         const nd = p.netdev;
         if (!nd) throw new UserError(`Property 'virtio-net-device.netdev' can't be empty`);
-        if (!this.host.netdev || !this.host.makeNet) throw new UserError(`'virtio-net-device' is not available in this build`);
+        if (!this.host.netdev || !this.host.makeNet) {
+          throw new UserError(`'virtio-net-device' is not available in this build`);
+        }
         const backend = this.host.netdev(nd);
-        this.#plug(this.host.makeNet({ id, netdev: backend, netdevName: nd, props: p, index: this.#nicCount++ }));
+        this.#plug(
+          this.host.makeNet({ id, netdev: backend, netdevName: nd, props: p, index: this.#nicCount++ }),
+        );
         return;
       }
       default:
@@ -437,7 +517,10 @@ export class Microvm {
 
   /** Address spaces as `info mtree` lists them: memory, I/O, then QEMU's per-CPU spaces. */
   mtreeSpaces(): AddressSpace[] {
-    this.#cpuSpaces ??= createCpuAddressSpaces(this.system, { ncpus: this.ncpus, smm: this.host.accel !== "kvm" });
+    this.#cpuSpaces ??= createCpuAddressSpaces(this.system, {
+      ncpus: this.ncpus,
+      smm: this.host.accel !== "kvm",
+    });
     return [this.memory, this.io, ...this.#cpuSpaces];
   }
 

@@ -7,7 +7,7 @@ import type { Accelerator, RunExit } from "../core/accel.ts";
 import type { VmConfig } from "../core/config.ts";
 import { type BlockBackend, type CharBackend, type GuestLog, UserError } from "../core/types.ts";
 import { VirtualClock } from "../core/clock.ts";
-import { openChardev, type HostChar } from "../core/host/chardev.ts";
+import { type HostChar, openChardev } from "../core/host/chardev.ts";
 import { openBlockFile } from "../core/host/block_file.ts";
 import { guestFile } from "../core/host/guest_files.ts";
 import { Microvm, MICROVM_DEVICES } from "../devices/microvm.ts";
@@ -25,11 +25,31 @@ function errLine(line: string): void {
 /** The command line a newcomer gets with no arguments: the default guest on this terminal. */
 export async function defaultArgs(): Promise<string[]> {
   const interactive = Deno.stdin.isTerminal();
-  const append = "earlyprintk=ttyS0 console=ttyS0 rdinit=/init reboot=t" + (interactive ? " guest_shell=1" : "");
+  const append = "earlyprintk=ttyS0 console=ttyS0 rdinit=/init reboot=t" +
+    (interactive ? " guest_shell=1" : "");
   return [
-    "-M", "microvm", "-accel", "tcg", "-cpu", "max", "-m", "512m", "-smp", "1",
-    "-kernel", await guestFile("vmlinux"), "-initrd", await guestFile("initramfs.cpio.gz"),
-    "-append", append, "-nodefaults", "-no-user-config", "-nographic", "-serial", "mon:stdio", "-no-reboot",
+    "-M",
+    "microvm",
+    "-accel",
+    "tcg",
+    "-cpu",
+    "max",
+    "-m",
+    "512m",
+    "-smp",
+    "1",
+    "-kernel",
+    await guestFile("vmlinux"),
+    "-initrd",
+    await guestFile("initramfs.cpio.gz"),
+    "-append",
+    append,
+    "-nodefaults",
+    "-no-user-config",
+    "-nographic",
+    "-serial",
+    "mon:stdio",
+    "-no-reboot",
   ];
 }
 
@@ -79,7 +99,11 @@ async function readInput(kind: "kernel" | "initrd", path: string): Promise<Uint8
       : e instanceof Deno.errors.IsADirectory
       ? "Is a directory"
       : String((e as Error).message);
-    throw new UserError(kind === "kernel" ? `could not open kernel file '${path}': ${why}` : `could not load initrd '${path}': ${why}`);
+    throw new UserError(
+      kind === "kernel"
+        ? `could not open kernel file '${path}': ${why}`
+        : `could not load initrd '${path}': ${why}`,
+    );
   }
 }
 
@@ -226,7 +250,8 @@ async function makeAccelerator(
       if (a.name === "tcg") {
         const { SoftCpuAccelerator } = await import("../core/cpu/mod.ts");
         return new SoftCpuAccelerator({
-          log: (m) => log.has("unimp") || log.has("guest_errors") || log.has("int") ? log.print(m) : undefined,
+          log: (m) =>
+            log.has("unimp") || log.has("guest_errors") || log.has("int") ? log.print(m) : undefined,
           logInterrupts: log.has("int"),
         });
       }
@@ -245,7 +270,9 @@ async function makeAccelerator(
       if (cfg.accel.length > 1) errLine(`${PROG}: -accel ${a.name}: ${(e as Error).message}`);
     }
   }
-  throw lastErr instanceof UserError ? lastErr : new UserError(`no accelerator found: ${(lastErr as Error)?.message}`);
+  throw lastErr instanceof UserError
+    ? lastErr
+    : new UserError(`no accelerator found: ${(lastErr as Error)?.message}`);
 }
 
 /** Build everything from a parsed config (shared by main, tests and the fuzzer). */
@@ -299,7 +326,13 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
       const b = openBlockFile(d.file, {
         readOnly: d.readOnly,
         snapshot: d.snapshot,
-        cache: d.cache.noFlush ? "unsafe" : d.cache.direct ? (d.cache.writeback ? "none" : "directsync") : d.cache.writeback ? "writeback" : "writethrough",
+        cache: d.cache.noFlush
+          ? "unsafe"
+          : d.cache.direct
+          ? (d.cache.writeback ? "none" : "directsync")
+          : d.cache.writeback
+          ? "writeback"
+          : "writethrough",
         ...(d.format ? { format: d.format } : {}),
         id: d.id,
       });
@@ -315,7 +348,11 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
   machineRef = machine;
   const entry = machine.entry();
   if (accel) {
-    if (!entry) throw new UserError("No kernel given: microvm.ts boots Linux directly; use -kernel (there is no firmware)");
+    if (!entry) {
+      throw new UserError(
+        "No kernel given: microvm.ts boots Linux directly; use -kernel (there is no firmware)",
+      );
+    }
     accel.init(machine.accelBoard(), entry);
   }
   runner = new VmRunner({ config: cfg, machine, accel, clock, log, chardevs, drives });
@@ -325,7 +362,8 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
 async function cpuIdentity(cfg: VmConfig): Promise<{ cpuSignature: number; cpuFeatures: number }> {
   try {
     const m = await import("../core/cpu/cpuid.ts");
-    const f = (m as unknown as { cpuIdentity?: (model: string) => { signature: number; features: number } }).cpuIdentity;
+    const f = (m as unknown as { cpuIdentity?: (model: string) => { signature: number; features: number } })
+      .cpuIdentity;
     if (f) {
       const r = f(cfg.cpu.model);
       return { cpuSignature: r.signature, cpuFeatures: r.features };
