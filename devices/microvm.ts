@@ -13,6 +13,7 @@ import type { AccelBoard, CpuEntryState, LocalApicPort, MsrHandler } from "../co
 import type { DeviceConfig, DeviceRegistry, DriveConfig, VmConfig } from "../core/config.ts";
 import {
   type BlockBackend,
+  type PropDef,
   type CharBackend,
   type Clock,
   type Device,
@@ -42,6 +43,7 @@ import { VirtioBlk } from "./virtio/blk.ts";
 import { VirtioSerial } from "./virtio/console.ts";
 import { VirtioRng } from "./virtio/rng.ts";
 import type { VirtioDevice } from "./virtio/device.ts";
+import { propLine, propLines, type QBus, type QNode, renderQtree } from "./_qtree.ts";
 import { VIRTIO_COMMON_PROPS } from "./virtio/device.ts";
 
 /** First virtio-mmio transport (QEMU VIRTIO_MMIO_BASE). */
@@ -535,6 +537,89 @@ export class Microvm {
       ...(order ? { order } : {}),
       ...(kvm ? { accel: { name: "KVM", spaces: ["memory"] } } : {}),
     });
+  }
+
+  /** `info qtree` in QEMU 7.2's format. */
+  infoQtree(): string {
+    const pad = (n: number) => n.toString(16).padStart(16, "0");
+    const sys: QBus = { name: "main-system-bus", type: "System", devices: [] };
+    for (let i = VIRTIO_NUM_TRANSPORTS - 1; i >= 0; i--) {
+      const t = this.transports[i];
+      const bus: QBus = { name: `virtio-mmio-bus.${i}`, type: "virtio-mmio-bus", devices: [] };
+      const dev = t.device;
+      if (dev) {
+        const props = (dev.constructor as { PROPS?: readonly PropDef[] }).PROPS ?? [];
+        const node: QNode = { type: dev.typeName, id: dev.id, lines: propLines(dev.propertyValues(), props), buses: [] };
+        if (dev instanceof VirtioSerial) {
+          node.buses.push({
+            name: `virtio-serial-bus.${this.#serials.indexOf(dev)}`,
+            type: "virtio-serial-bus",
+            devices: dev.ports.map((p) => ({
+              type: p.typeName,
+              id: p.id,
+              lines: [...propLines(p.propertyValues(), []), p.describe()],
+              buses: [],
+            })),
+          });
+        }
+        bus.devices.push(node);
+      }
+      sys.devices.push({
+        type: "virtio-mmio",
+        id: "",
+        lines: [
+          `gpio-out "sysbus-irq" 1`,
+          ...propLines(t.propertyValues(), VirtioMmio.PROPS),
+          `mmio ${pad(VIRTIO_MMIO_BASE + i * 0x200)}/${pad(0x200)}`,
+        ],
+        buses: [bus],
+      });
+    }
+    sys.devices.push({
+      type: "ioapic",
+      id: "",
+      lines: [`gpio-in "" 24`, propLine("version", 0x20), `mmio ${pad(IOAPIC_BASE)}/${pad(0x1000)}`],
+      buses: [],
+    });
+    const isa: QBus = { name: "isa.0", type: "ISA", devices: [] };
+    if (this.serial) {
+      isa.devices.push({
+        type: "isa-serial",
+        id: "",
+        lines: [propLine("index", 0), propLine("iobase", 0x3f8), propLine("irq", 4)],
+        buses: [],
+      });
+    }
+    if (this.rtc) {
+      isa.devices.push({
+        type: "mc146818rtc",
+        id: "",
+        lines: [`gpio-out "" 1`, propLine("base_year", 0), propLine("iobase", 0x70), propLine("irq", 8), propLine("lost_tick_policy", "discard")],
+        buses: [],
+      });
+    }
+    if (this.pit) {
+      isa.devices.push({ type: "isa-pit", id: "", lines: [`gpio-in "" 1`, `gpio-out "" 1`, propLine("iobase", 0x40)], buses: [] });
+    }
+    if (this.pic) {
+      for (const [base, elcr, mask, master] of [[0xa0, 0x4d1, 0xde, false], [0x20, 0x4d0, 0xf8, true]] as const) {
+        isa.devices.push({
+          type: "isa-i8259",
+          id: "",
+          lines: [`gpio-in "" 8`, `gpio-out "" 1`, propLine("iobase", base), propLine("elcr_addr", elcr), propLine("elcr_mask", mask), propLine("master", master)],
+          buses: [],
+        });
+      }
+    }
+    sys.devices.push({ type: "isabus-bridge", id: "", lines: [], buses: [isa] });
+    sys.devices.push({ type: "kvmvapic", id: "", lines: [], buses: [] });
+    sys.devices.push({
+      type: "fw_cfg_io",
+      id: "",
+      lines: [propLine("dma_enabled", true), propLine("x-file-slots", 32), propLine("acpi-mr-restore", true)],
+      buses: [],
+    });
+    return renderQtree(sys);
   }
 
   /** The virtio devices by transport slot (for info qtree and the cmdline tests). */

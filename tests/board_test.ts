@@ -85,3 +85,10 @@ Deno.test("RTC CMOS holds the memory size the way microvm_set_rtc writes it", ()
   assert.equal(cmos(0x15) | (cmos(0x16) << 8), 640);
   assert.equal(cmos(0x34) | (cmos(0x35) << 8), (512 - 16) * 16); // 64 KiB units above 16 MiB
 });
+
+Deno.test("info qtree matches QEMU 7.2 for seed line 2 (virtio-serial + virtconsole + blk, no legacy devices)", () => {
+  const { machine } = buildBoard(withTcg(SEED_LINE_2), { accel: "tcg" });
+  const want = golden("qtree/tcg-nolegacy-blk-hvc.txt");
+  // The captured guest had opened hvc0; ours has not booted.
+  assertText(machine.infoQtree(), want.replace("guest on, host on", "guest off, host on"));
+});
