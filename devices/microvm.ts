@@ -13,7 +13,6 @@ import type { AccelBoard, CpuEntryState, LocalApicPort, MsrHandler } from "../co
 import type { DeviceConfig, DeviceRegistry, DriveConfig, VmConfig } from "../core/config.ts";
 import {
   type BlockBackend,
-  type PropDef,
   type CharBackend,
   type Clock,
   type Device,
@@ -22,6 +21,7 @@ import {
   type MsiSink,
   type NetBackend,
   NO_IRQ,
+  type PropDef,
   type RegionOps,
   UserError,
 } from "../core/types.ts";
@@ -181,6 +181,10 @@ export class Microvm {
   readonly fwcfg: FwCfg;
   readonly kvmclock: KvmClock;
   readonly ncpus: number;
+  /** Observer of every GSI level change (qtest irq_intercept_in on the IOAPIC). */
+  onGsi: ((gsi: number, level: boolean) => void) | null = null;
+  /** Number of -device/device_add devices added so far. */
+  userDevices = 0;
   /** Kernel command line as the guest receives it (after auto-kernel-cmdline). */
   kernelCmdline = "";
   boot: LinuxBootInfo | null = null;
@@ -227,7 +231,10 @@ export class Microvm {
     const msi: MsiSink = { sendMsi: (a, d) => (this.#msi ?? this.apicBus).sendMsi(a, d) };
     this.ioapic = new Ioapic({ id: "ioapic", msi, log });
     this.gsi = new GsiRouter(24);
-    for (let i = 0; i < 24; i++) this.gsi.connect(i, this.ioapic.pin(i));
+    for (let i = 0; i < 24; i++) {
+      this.gsi.connect(i, this.ioapic.pin(i));
+      this.gsi.connect(i, { set: (level) => this.onGsi?.(i, level) });
+    }
     this.system.addSubregion(
       IOAPIC_BASE,
       MemoryRegion.io("ioapic", 0x1000, this.ioapic.ops, { owner: "ioapic" }),
@@ -355,6 +362,7 @@ export class Microvm {
 
   /** Add a -device (before boot). Virtio devices take transports from the top slot down, as QEMU does. */
   addDevice(d: DeviceConfig): void {
+    this.userDevices++;
     const p = { ...d.props };
     for (const g of this.config.globals) {
       if (g.driver === d.driver && !(g.property in p)) p[g.property] = g.value;
@@ -444,6 +452,12 @@ export class Microvm {
       }
     }
     return cmdline;
+  }
+
+  /** Rebuild the kernel command line and reload the kernel (after device_add before boot). */
+  reloadKernel(): void {
+    this.ram.clear();
+    this.#loadKernel();
   }
 
   #loadKernel(): void {
@@ -549,7 +563,12 @@ export class Microvm {
       const dev = t.device;
       if (dev) {
         const props = (dev.constructor as { PROPS?: readonly PropDef[] }).PROPS ?? [];
-        const node: QNode = { type: dev.typeName, id: dev.id, lines: propLines(dev.propertyValues(), props), buses: [] };
+        const node: QNode = {
+          type: dev.typeName,
+          id: dev.id,
+          lines: propLines(dev.propertyValues(), props),
+          buses: [],
+        };
         if (dev instanceof VirtioSerial) {
           node.buses.push({
             name: `virtio-serial-bus.${this.#serials.indexOf(dev)}`,
@@ -594,19 +613,39 @@ export class Microvm {
       isa.devices.push({
         type: "mc146818rtc",
         id: "",
-        lines: [`gpio-out "" 1`, propLine("base_year", 0), propLine("iobase", 0x70), propLine("irq", 8), propLine("lost_tick_policy", "discard")],
+        lines: [
+          `gpio-out "" 1`,
+          propLine("base_year", 0),
+          propLine("iobase", 0x70),
+          propLine("irq", 8),
+          propLine("lost_tick_policy", "discard"),
+        ],
         buses: [],
       });
     }
     if (this.pit) {
-      isa.devices.push({ type: "isa-pit", id: "", lines: [`gpio-in "" 1`, `gpio-out "" 1`, propLine("iobase", 0x40)], buses: [] });
+      isa.devices.push({
+        type: "isa-pit",
+        id: "",
+        lines: [`gpio-in "" 1`, `gpio-out "" 1`, propLine("iobase", 0x40)],
+        buses: [],
+      });
     }
     if (this.pic) {
-      for (const [base, elcr, mask, master] of [[0xa0, 0x4d1, 0xde, false], [0x20, 0x4d0, 0xf8, true]] as const) {
+      for (
+        const [base, elcr, mask, master] of [[0xa0, 0x4d1, 0xde, false], [0x20, 0x4d0, 0xf8, true]] as const
+      ) {
         isa.devices.push({
           type: "isa-i8259",
           id: "",
-          lines: [`gpio-in "" 8`, `gpio-out "" 1`, propLine("iobase", base), propLine("elcr_addr", elcr), propLine("elcr_mask", mask), propLine("master", master)],
+          lines: [
+            `gpio-in "" 8`,
+            `gpio-out "" 1`,
+            propLine("iobase", base),
+            propLine("elcr_addr", elcr),
+            propLine("elcr_mask", mask),
+            propLine("master", master),
+          ],
           buses: [],
         });
       }

@@ -57,12 +57,21 @@ export async function defaultArgs(): Promise<string[]> {
 class LogSink implements GuestLog {
   errors = 0;
   unimps = 0;
-  readonly #items: Set<string>;
-  readonly #file: Deno.FsFile | null;
+  #items: Set<string>;
+  #file: Deno.FsFile | null;
   readonly #seen = new Map<string, number>();
   constructor(items: string[], file: string | undefined) {
     this.#items = new Set(items);
     this.#file = file ? Deno.openSync(file, { write: true, create: true, truncate: true }) : null;
+  }
+  /** `log ITEMS` in the monitor. */
+  setItems(items: string[]): void {
+    this.#items = new Set(items);
+  }
+  /** `logfile PATH` in the monitor. */
+  setFile(path: string): void {
+    this.#file?.close();
+    this.#file = Deno.openSync(path, { write: true, create: true, truncate: true });
   }
   has(item: string): boolean {
     return this.#items.has(item);
@@ -117,6 +126,10 @@ export class VmRunner {
   readonly chardevs: Map<string, HostChar>;
   readonly drives: BlockBackend[];
   runState: "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" = "prelaunch";
+  /** Lifecycle events for QMP (set by the monitor bridge). */
+  onEvent:
+    | ((ev: { event: "STOP" | "RESUME" | "RESET" | "SHUTDOWN"; data?: Record<string, unknown> }) => void)
+    | null = null;
   #quit = false;
   #exitCode = 0;
   #resumeWaiters: (() => void)[] = [];
@@ -145,6 +158,7 @@ export class VmRunner {
       this.runState = "paused";
       this.clock.pause?.();
       this.accel?.requestStop();
+      this.onEvent?.({ event: "STOP" });
     }
   }
 
@@ -153,12 +167,14 @@ export class VmRunner {
     if (this.runState === "paused" || this.runState === "prelaunch") {
       this.runState = "running";
       this.clock.resume?.();
+      this.onEvent?.({ event: "RESUME" });
       for (const w of this.#resumeWaiters.splice(0)) w();
     }
   }
 
   /** monitor `quit`, Ctrl-A x, SIGTERM. */
-  quit(code = 0): void {
+  quit(code = 0, reason = "host-signal"): void {
+    if (!this.#quit) this.onEvent?.({ event: "SHUTDOWN", data: { guest: false, reason } });
     this.#quit = true;
     this.#exitCode = code;
     this.accel?.requestStop();
@@ -166,8 +182,16 @@ export class VmRunner {
   }
 
   /** system_reset. */
-  systemReset(): void {
+  systemReset(reason = "guest-reset"): void {
     this.machine.reset();
+    const entry = this.machine.entry();
+    if (this.accel && entry) this.accel.reset(entry);
+    this.onEvent?.({ event: "RESET", data: { guest: reason.startsWith("guest"), reason } });
+  }
+
+  /** After device_add before boot: rebuild the command line, reload the kernel, reset the vCPUs to it. */
+  reloadKernel(): void {
+    this.machine.reloadKernel();
     const entry = this.machine.entry();
     if (this.accel && entry) this.accel.reset(entry);
   }
@@ -219,8 +243,16 @@ export class VmRunner {
           return 0;
         case "shutdown":
           if (exit.reason === "guest-shutdown" || this.config.noReboot) {
+            this.onEvent?.({
+              event: "SHUTDOWN",
+              data: {
+                guest: true,
+                reason: exit.reason === "guest-shutdown" ? "guest-shutdown" : "guest-reset",
+              },
+            });
             if (this.config.noShutdown) {
-              this.runState = "paused";
+              this.runState = "shutdown";
+              this.onEvent?.({ event: "STOP" });
               break;
             }
             return 0;
@@ -392,8 +424,9 @@ export async function main(argv: string[]): Promise<number> {
     };
     Deno.addSignalListener("SIGTERM", onTerm);
     const { startMonitors } = await import("./monitors.ts");
-    await startMonitors(rr);
+    const monitors = startMonitors(rr);
     const code = await rr.run();
+    for (const m of monitors) m.close();
     Deno.removeSignalListener("SIGTERM", onTerm);
     rr.close();
     return code;
