@@ -42,6 +42,7 @@ import { VirtioMmio } from "./virtio/mmio.ts";
 import { VirtioBlk } from "./virtio/blk.ts";
 import { VirtioSerial } from "./virtio/console.ts";
 import { VirtioRng } from "./virtio/rng.ts";
+import { VirtioNet } from "./virtio/net.ts";
 import type { VirtioDevice } from "./virtio/device.ts";
 import { propLine, propLines, type QBus, type QNode, renderQtree } from "./_qtree.ts";
 import { VIRTIO_COMMON_PROPS } from "./virtio/device.ts";
@@ -136,7 +137,7 @@ export const MICROVM_DEVICES: DeviceRegistry = [
     desc: "",
     bus: "virtio-bus",
     category: "Network",
-    props: [{ name: "netdev", type: "netdev" }, { name: "mac", type: "macaddr" }, ...VIRTIO_COMMON_PROPS],
+    props: [...VirtioNet.PROPS],
   },
 ];
 

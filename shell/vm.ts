@@ -10,7 +10,10 @@ import { VirtualClock } from "../core/clock.ts";
 import { type HostChar, openChardev } from "../core/host/chardev.ts";
 import { openBlockFile } from "../core/host/block_file.ts";
 import { guestFile } from "../core/host/guest_files.ts";
+import type { NetBackend } from "../core/types.ts";
 import { Microvm, MICROVM_DEVICES } from "../devices/microvm.ts";
+import { VirtioNet } from "../devices/virtio/net.ts";
+import { openNetdev } from "../core/host/netdev.ts";
 import { formatCliError, isCliAction, parseCommandLine } from "./cli.ts";
 
 /** The name errors are prefixed with, as QEMU uses its argv[0]. */
@@ -125,6 +128,7 @@ export class VmRunner {
   readonly log: LogSink;
   readonly chardevs: Map<string, HostChar>;
   readonly drives: BlockBackend[];
+  readonly netdevs: NetBackend[];
   runState: "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" = "prelaunch";
   /** Lifecycle events for QMP (set by the monitor bridge). */
   onEvent:
@@ -142,7 +146,9 @@ export class VmRunner {
     log: LogSink;
     chardevs: Map<string, HostChar>;
     drives: BlockBackend[];
+    netdevs?: NetBackend[];
   }) {
+    this.netdevs = o.netdevs ?? [];
     this.config = o.config;
     this.machine = o.machine;
     this.accel = o.accel;
@@ -208,6 +214,13 @@ export class VmRunner {
         d.close();
       } catch (e) {
         errLine(`${PROG}: failed to close drive ${d.id}: ${(e as Error).message}`);
+      }
+    }
+    for (const n of this.netdevs) {
+      try {
+        n.close();
+      } catch {
+        // already closed
       }
     }
     for (const c of this.chardevs.values()) {
@@ -336,8 +349,10 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
     );
   }
   const drives: BlockBackend[] = [];
+  const netdevs = new Map<string, NetBackend>();
   let machineRef: Microvm | null = null;
   const accel = await makeAccelerator(cfg, log, () => machineRef);
+  for (const n of cfg.netdevs) netdevs.set(n.id, await openNetdev(n));
   const kernel = cfg.kernel ? { name: cfg.kernel, bytes: await readInput("kernel", cfg.kernel) } : undefined;
   const initrd = cfg.initrd ? { name: cfg.initrd, bytes: await readInput("initrd", cfg.initrd) } : undefined;
   if (initrd && !kernel) throw new UserError("-initrd cannot be used without -kernel");
@@ -371,6 +386,12 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
       drives.push(b);
       return b;
     },
+    netdev: (id: string): NetBackend => {
+      const have = netdevs.get(id);
+      if (have) return have;
+      throw new UserError(`Property 'virtio-net-device.netdev' can't find value '${id}'`);
+    },
+    makeNet: (o) => VirtioNet.fromProps(o),
     wallClockMs,
     ...(kernel ? { kernel } : {}),
     ...(initrd ? { initrd } : {}),
@@ -387,7 +408,16 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
     }
     accel.init(machine.accelBoard(), entry);
   }
-  runner = new VmRunner({ config: cfg, machine, accel, clock, log, chardevs, drives });
+  runner = new VmRunner({
+    config: cfg,
+    machine,
+    accel,
+    clock,
+    log,
+    chardevs,
+    drives,
+    netdevs: [...netdevs.values()],
+  });
   return runner;
 }
 
