@@ -55,7 +55,7 @@ export async function boot(
   const timer = setTimeout(() => {
     timedOut = true;
     kill();
-  }, opts.timeoutMs ?? 120_000);
+  }, opts.timeoutMs ?? 300_000);
   const dec = new TextDecoder();
   const pump = async (s: ReadableStream<Uint8Array>) => {
     for await (const chunk of s) {
