@@ -47,6 +47,12 @@ export interface GuestRamOptions {
   below4g?: number;
   /** Backing bytes reserved for ROM blobs; default DEFAULT_ROM_RESERVE. */
   romReserve?: number;
+  /**
+   * Byte offset of the host address of a buffer's first byte within its 4 KiB page (KVM needs page-aligned
+   * memory slots; a SharedArrayBuffer's data may start mid-page). Given by the KVM accelerator, which has
+   * FFI; without it the data starts at offset 0.
+   */
+  hostPageOffset?: (buf: SharedArrayBuffer) => number;
 }
 
 function pageAlign(n: number): number {
@@ -97,15 +103,18 @@ export class GuestRam implements GuestMemory {
     this.above4g = size - below;
     this.#romBase = pageAlign(size);
     this.#romNext = this.#romBase;
+    const total = this.#romBase + pageAlign(reserve);
+    const slack = opts.hostPageOffset ? PAGE_SIZE : 0;
     try {
-      this.buffer = new SharedArrayBuffer(this.#romBase + pageAlign(reserve));
+      this.buffer = new SharedArrayBuffer(total + slack);
     } catch (e) {
       throw new UserError(
         `Cannot allocate ${size} bytes of guest RAM: ${e instanceof Error ? e.message : e}`,
       );
     }
-    this.u8 = new Uint8Array(this.buffer);
-    this.#dv = new DataView(this.buffer);
+    const off = opts.hostPageOffset ? (PAGE_SIZE - opts.hostPageOffset(this.buffer)) % PAGE_SIZE : 0;
+    this.u8 = new Uint8Array(this.buffer, off, total);
+    this.#dv = new DataView(this.buffer, off, total);
   }
 
   /** The RAM layout as mappings (below-4G at 0, above-4G at 4 GiB). */

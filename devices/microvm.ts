@@ -89,6 +89,8 @@ export interface MicrovmHost {
   /** CPUID.01H EAX/EDX of the vCPU model (copied into the MP table as QEMU+qboot do). */
   cpuSignature: number;
   cpuFeatures: number;
+  /** KVM: host page offset of a buffer's data (GuestRam aligns RAM to host pages with it). */
+  hostPageOffset?: (buf: SharedArrayBuffer) => number;
   /** Extra e820 reservations the accelerator needs (KVM's TSS/identity map page). */
   accelReserved?: { addr: number; size: number; type: number }[];
 }
@@ -184,6 +186,8 @@ export class Microvm {
   readonly ncpus: number;
   /** Observer of every GSI level change (qtest irq_intercept_in on the IOAPIC). */
   onGsi: ((gsi: number, level: boolean) => void) | null = null;
+  /** Level of the PIC's INT output (KVM injects ExtINT from it). */
+  picOutput = false;
   /** Number of -device/device_add devices added so far. */
   userDevices = 0;
   /** Kernel command line as the guest receives it (after auto-kernel-cmdline). */
@@ -218,7 +222,11 @@ export class Microvm {
     const size = config.memory.sizeBytes;
     const below = Math.min(size, MICROVM_LOWMEM);
     const above = size - below;
-    this.ram = new GuestRam({ size, below4g: below });
+    this.ram = new GuestRam({
+      size,
+      below4g: below,
+      ...(host.hostPageOffset ? { hostPageOffset: host.hostPageOffset } : {}),
+    });
     this.system = MemoryRegion.container("system", 2 ** 64);
     this.ioRoot = MemoryRegion.io("io", 0x10000, null);
     const ramRegion = MemoryRegion.ram("microvm.ram", size, this.ram, 0);
@@ -276,7 +284,12 @@ export class Microvm {
 
     // --- legacy ISA devices ---
     if (onOffAuto(m.pic, true)) {
-      const lint0: IrqLine = { set: (level) => this.lapics[0]?.setLint0(level) };
+      const lint0: IrqLine = {
+        set: (level) => {
+          this.picOutput = level;
+          this.lapics[0]?.setLint0(level);
+        },
+      };
       const pic = new I8259Pair({ id: "pic", output: lint0, log });
       this.pic = pic;
       for (let i = 0; i < 16; i++) this.gsi.connect(i, pic.irqLine(i));

@@ -308,6 +308,7 @@ async function makeAccelerator(
         irqchip: a.kernelIrqchip ?? "split",
         warn: (l) => errLine(`${PROG}: ${l}`),
         extIntAck: () => board()?.pic?.intAck() ?? -1,
+        extIntLevel: () => board()?.picOutput ?? false,
         onEoi: (v) => board()?.ioapic.eoi(v),
       });
     } catch (e) {
@@ -397,6 +398,13 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
     ...(initrd ? { initrd } : {}),
     cpuSignature,
     cpuFeatures,
+    ...(accel?.name === "kvm"
+      ? {
+        hostPageOffset: (buf: SharedArrayBuffer) =>
+          Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(new Uint8Array(buf))) & 0xfffn),
+        accelReserved: [{ addr: 0xfeffc000, size: 0x4000, type: 2 }],
+      }
+      : {}),
   });
   machineRef = machine;
   const entry = machine.entry();

@@ -54,6 +54,7 @@ const SYMBOLS = {
   strerror: { parameters: ["i32"], result: "pointer" },
   syscall3: { name: "syscall", parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
   getpid: { parameters: [], result: "i32" },
+  sigtimedwait: { parameters: ["buffer", "pointer", "buffer"], result: "i32" },
   pthreadSigmask: { name: "pthread_sigmask", parameters: ["i32", "buffer", "buffer"], result: "i32" },
   timerCreate: { name: "timer_create", parameters: ["i32", "buffer", "buffer"], result: "i32" },
   timerSettime: { name: "timer_settime", parameters: ["pointer", "i32", "buffer", "buffer"], result: "i32" },
@@ -147,6 +148,20 @@ export class Libc {
     return old.slice(0, 8);
   }
 
+  /**
+   * Consume pending instances of a blocked `sig` without running a handler (QEMU's kvm_eat_signals):
+   * KVM_RUN returns EINTR for a signal it unblocked, but restores the blocked mask before returning, so
+   * the signal stays pending and would make every later KVM_RUN fail at once. Returns how many were eaten.
+   */
+  eatSignal(sig: number): number {
+    const set = new Uint8Array(128);
+    set[(sig - 1) >> 3] |= 1 << ((sig - 1) & 7);
+    const zero = new Uint8Array(16);
+    let n = 0;
+    while (this.#lib.symbols.sigtimedwait(set, null, zero) === sig) n++;
+    return n;
+  }
+
   /** Unblock `sig` in the calling thread. */
   unblockSignal(sig: number): void {
     const set = new Uint8Array(128);
@@ -195,7 +210,9 @@ export class Libc {
 
   /** Send `sig` to thread `tid` of this process (a vCPU kick). */
   tgkill(tid: number, sig: number): number {
-    return Number(this.#lib.symbols.syscall3(BigInt(SYS_TGKILL), BigInt(this.getpid()), BigInt(tid), BigInt(sig)));
+    return Number(
+      this.#lib.symbols.syscall3(BigInt(SYS_TGKILL), BigInt(this.getpid()), BigInt(tid), BigInt(sig)),
+    );
   }
 
   /** A CLOCK_MONOTONIC timer that sends `sig` to thread `tid` every period. */

@@ -202,22 +202,61 @@ export const RUN = {
 
 /** Byte offsets inside struct kvm_regs (u64 each). */
 export const REGS = {
-  rax: 0, rbx: 8, rcx: 16, rdx: 24, rsi: 32, rdi: 40, rsp: 48, rbp: 56,
-  r8: 64, r9: 72, r10: 80, r11: 88, r12: 96, r13: 104, r14: 112, r15: 120,
-  rip: 128, rflags: 136,
+  rax: 0,
+  rbx: 8,
+  rcx: 16,
+  rdx: 24,
+  rsi: 32,
+  rdi: 40,
+  rsp: 48,
+  rbp: 56,
+  r8: 64,
+  r9: 72,
+  r10: 80,
+  r11: 88,
+  r12: 96,
+  r13: 104,
+  r14: 112,
+  r15: 120,
+  rip: 128,
+  rflags: 136,
 } as const;
 
 /** Byte offsets inside struct kvm_sregs. */
 export const SREGS = {
-  cs: 0, ds: 24, es: 48, fs: 72, gs: 96, ss: 120, tr: 144, ldt: 168,
-  gdt: 192, idt: 208,
-  cr0: 224, cr2: 232, cr3: 240, cr4: 248, cr8: 256, efer: 264, apic_base: 272,
+  cs: 0,
+  ds: 24,
+  es: 48,
+  fs: 72,
+  gs: 96,
+  ss: 120,
+  tr: 144,
+  ldt: 168,
+  gdt: 192,
+  idt: 208,
+  cr0: 224,
+  cr2: 232,
+  cr3: 240,
+  cr4: 248,
+  cr8: 256,
+  efer: 264,
+  apic_base: 272,
   interrupt_bitmap: 280,
 } as const;
 
 /** Byte offsets inside struct kvm_segment. */
 export const SEG = {
-  base: 0, limit: 8, selector: 12, type: 14, present: 15, dpl: 16, db: 17, s: 18, l: 19, g: 20, avl: 21,
+  base: 0,
+  limit: 8,
+  selector: 12,
+  type: 14,
+  present: 15,
+  dpl: 16,
+  db: 17,
+  s: 18,
+  l: 19,
+  g: 20,
+  avl: 21,
   unusable: 22,
 } as const;
 
@@ -260,9 +299,25 @@ export const KVM_MP_STATE_SIPI_RECEIVED = 4;
 /** Human name of an exit reason, for error messages. */
 export function exitReasonName(reason: number): string {
   const names: Record<number, string> = {
-    0: "UNKNOWN", 1: "EXCEPTION", 2: "IO", 3: "HYPERCALL", 4: "DEBUG", 5: "HLT", 6: "MMIO",
-    7: "IRQ_WINDOW_OPEN", 8: "SHUTDOWN", 9: "FAIL_ENTRY", 10: "INTR", 11: "SET_TPR", 12: "TPR_ACCESS",
-    16: "NMI", 17: "INTERNAL_ERROR", 24: "SYSTEM_EVENT", 26: "IOAPIC_EOI", 29: "X86_RDMSR", 30: "X86_WRMSR",
+    0: "UNKNOWN",
+    1: "EXCEPTION",
+    2: "IO",
+    3: "HYPERCALL",
+    4: "DEBUG",
+    5: "HLT",
+    6: "MMIO",
+    7: "IRQ_WINDOW_OPEN",
+    8: "SHUTDOWN",
+    9: "FAIL_ENTRY",
+    10: "INTR",
+    11: "SET_TPR",
+    12: "TPR_ACCESS",
+    16: "NMI",
+    17: "INTERNAL_ERROR",
+    24: "SYSTEM_EVENT",
+    26: "IOAPIC_EOI",
+    29: "X86_RDMSR",
+    30: "X86_WRMSR",
   };
   return names[reason] ?? `${reason}`;
 }

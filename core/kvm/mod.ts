@@ -1,27 +1,23 @@
 /**
  * The KVM accelerator (Deno FFI on /dev/kvm): `KvmAccelerator implements Accelerator`.
  *
- * Threading: every vCPU runs on the thread that calls `run()` (the main thread), in synchronous
- * KVM_RUN slices; PIO/MMIO exits are dispatched to `board.io`/`board.mmio` right there, so devices run on
- * the vCPU thread as STYLE.md §2.5 asks. A per-thread POSIX timer sends SIGUSR2 to end a slice; SIGUSR2 is
- * blocked outside KVM_RUN and unblocked inside it (KVM_SET_SIGNAL_MASK), so a kick that lands while we
- * are dispatching an exit makes the next KVM_RUN return at once instead of being lost. Between slices
- * `run()` yields to the event loop with a MessageChannel macrotask. With more than one vCPU the slices
- * round-robin (a halted AP costs its slice: fine for bring-up, slow for SMP workloads).
+ * Threading: vCPU 0 runs on the thread that calls `run()` (the device thread), in synchronous KVM_RUN
+ * slices; its PIO/MMIO exits are dispatched to `board.io`/`board.mmio` right there (STYLE.md §2.5). A
+ * per-thread POSIX timer sends SIGUSR2 to end a slice; SIGUSR2 is blocked outside KVM_RUN and unblocked
+ * inside it (KVM_SET_SIGNAL_MASK), so a kick landing while an exit is dispatched makes the next KVM_RUN
+ * return at once instead of being lost, and the pending signal is then consumed (sigtimedwait).
+ * Between slices `run()` yields to the event loop with a MessageChannel macrotask.
+ * APs (vCPU 1..n-1) each run in a Worker (worker.ts) and forward their exits to the device thread through
+ * a SharedArrayBuffer mailbox plus a SIGUSR2 kick (`apThreads: false`: round-robin on one thread).
  *
  * Interrupts: `irqchip: "split"` (QEMU microvm's default) keeps the LAPICs in the kernel; the board's
- * IOAPIC delivers through `board.msi` (KVM_SIGNAL_MSI), the PIC through `extInt` (KVM_INTERRUPT when the
- * vCPU opens an interrupt window). `"on"` adds the in-kernel PIC/IOAPIC/PIT (`gsiLine(n)` raises GSIs).
- * kvmclock is in-kernel; CPUID advertises it.
+ * IOAPIC delivers through `board.msi` (KVM_SIGNAL_MSI; level-triggered messages also get an MSI route so
+ * KVM reports their EOI through `onEoi`), the PIC through `extInt`/`extIntLevel` + `extIntAck`
+ * (KVM_INTERRUPT when the vCPU opens an interrupt window). `"on"` adds the in-kernel PIC/IOAPIC/PIT
+ * (`gsiLine(n)` drives KVM_IRQ_LINE). kvmclock is in-kernel; CPUID advertises it.
  * @module
  */
-import type {
-  AccelBoard,
-  Accelerator,
-  CpuEntryState,
-  CpuRegisters,
-  RunExit,
-} from "../accel.ts";
+import type { AccelBoard, Accelerator, CpuEntryState, CpuRegisters, RunExit } from "../accel.ts";
 import type { IrqLine, MsiSink } from "../types.ts";
 import { UserError } from "../types.ts";
 import { EAGAIN, EINTR, Libc, SIGUSR2, type ThreadTimer } from "./ffi.ts";
@@ -29,10 +25,26 @@ import * as K from "./kvm_api.ts";
 import { shapeCpuid } from "./cpuid.ts";
 import { KvmSystem, type KvmVm } from "./vm.ts";
 import type { KvmVcpu } from "./vcpu.ts";
-import { probeKvm, PVM_WARNING } from "./probe.ts";
+import { probeKvm } from "./probe.ts";
+import {
+  type ApStart,
+  CTL_PAUSE,
+  CTL_QUIT,
+  CTL_RUN,
+  EVT_RESET,
+  EVT_SHUTDOWN,
+  EVT_TRIPLE_FAULT,
+  MB,
+  REQ_EOI,
+  REQ_EVENT,
+  REQ_IO_READ,
+  REQ_IO_WRITE,
+  REQ_MMIO_READ,
+  REQ_MMIO_WRITE,
+} from "./worker.ts";
 
 export { checkKvmUsable, type KvmProbe, probeKvm, PVM_WARNING } from "./probe.ts";
-export { type CpuidEntry, KvmSystem, KvmVm } from "./vm.ts";
+export { type CpuidEntry, IDENTITY_MAP_ADDR, KvmSystem, KvmVm, TSS_ADDR } from "./vm.ts";
 export { KvmVcpu } from "./vcpu.ts";
 export { FEATURE_BITS, hasFeature, shapeCpuid } from "./cpuid.ts";
 
@@ -45,6 +57,8 @@ export interface KvmOptions {
   irqchip?: KernelIrqchip;
   /** PIC interrupt acknowledge (INTA): returns the vector to inject for an ExtINT, or -1. */
   extIntAck?: () => number;
+  /** PIC INT output level, polled before each KVM_RUN (alternative to driving `extInt`), e.g. `() => pic.output`. */
+  extIntLevel?: () => boolean;
   /** Called with the vector when the guest EOIs a level-triggered IOAPIC interrupt (split irqchip). */
   onEoi?: (vector: number) => void;
   /** Longest time between event-loop yields, in ms (default 4). */
@@ -53,6 +67,18 @@ export interface KvmOptions {
   path?: string;
   /** One-line warnings (default: console.error). */
   warn?: (line: string) => void;
+  /**
+   * Run each AP (vCPU 1..n-1) in its own Worker, forwarding its PIO/MMIO exits to this thread (default
+   * true). False: all vCPUs share this thread in round-robin slices.
+   */
+  apThreads?: boolean;
+}
+
+/** One AP worker: its Worker and the mailbox shared with it. */
+interface ApThread {
+  index: number;
+  worker: Worker;
+  mb: Int32Array;
 }
 
 /** Exit counters since init (cheap: plain increments). */
@@ -80,7 +106,17 @@ export class KvmAccelerator implements Accelerator {
   readonly name = "kvm" as const;
   /** PIC INTR output → ExtINT injection into vCPU 0 (wire the PIC's output IrqLine here). */
   readonly extInt: IrqLine;
-  readonly stats: KvmStats = { runs: 0, io: 0, mmio: 0, intr: 0, hlt: 0, irqWindow: 0, eoi: 0, msi: 0, extInt: 0 };
+  readonly stats: KvmStats = {
+    runs: 0,
+    io: 0,
+    mmio: 0,
+    intr: 0,
+    hlt: 0,
+    irqWindow: 0,
+    eoi: 0,
+    msi: 0,
+    extInt: 0,
+  };
 
   readonly #opts: Required<Pick<KvmOptions, "irqchip" | "sliceMs" | "path">> & KvmOptions;
   #libc: Libc | null = null;
@@ -97,6 +133,7 @@ export class KvmAccelerator implements Accelerator {
   #generation = -1;
   #levelRoutes = new Map<number, number>();
   #routeList: Array<{ gsi: number; address: number; data: number }> = [];
+  #aps: ApThread[] = [];
   /** Host is kvm_pvm (set by init). */
   pvm = false;
 
@@ -120,8 +157,8 @@ export class KvmAccelerator implements Accelerator {
     const warn = this.#opts.warn ?? ((l: string) => console.error(l));
     const probe = probeKvm({ path: this.#opts.path });
     if (!probe.present) throw new UserError("Could not access KVM kernel module: No such file or directory");
+    // The PVM_WARNING line is the caller's to print (the CLI does, once, with its program prefix).
     this.pvm = probe.pvm;
-    if (probe.pvm) warn(PVM_WARNING);
     const libc = new Libc();
     this.#libc = libc;
     const sys = KvmSystem.open(this.#opts.path, libc);
@@ -162,6 +199,94 @@ export class KvmAccelerator implements Accelerator {
     }
     this.#vcpus[0].setEntryState(entry);
     this.#setupSignals(libc);
+    if (board.ncpus > 1 && this.#opts.apThreads !== false) this.#startAps(libc);
+  }
+
+  #startAps(libc: Libc): void {
+    const mainTid = libc.gettid();
+    for (let i = 1; i < this.#vcpus.length; i++) {
+      const mailbox = new SharedArrayBuffer(MB.length * 4);
+      const mb = new Int32Array(mailbox);
+      mb[MB.ctl] = CTL_PAUSE;
+      const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+      const start: ApStart = { fd: this.#vcpus[i].fd, runSize: this.#sys!.runSize, mailbox, mainTid };
+      worker.postMessage(start);
+      this.#aps.push({ index: i, worker, mb });
+    }
+  }
+
+  /** Serve pending AP requests on this (the device) thread; a RunExit when an AP stopped the machine. */
+  #serviceAps(): RunExit | null {
+    let exit: RunExit | null = null;
+    const board = this.#board!;
+    for (const ap of this.#aps) {
+      const mb = ap.mb;
+      if (Atomics.load(mb, MB.state) !== 1) continue;
+      const addr = (mb[MB.addrLo] >>> 0) + (mb[MB.addrHi] >>> 0) * 0x100000000;
+      const size = mb[MB.size] as 1 | 2 | 4;
+      let value = mb[MB.value] >>> 0;
+      try {
+        switch (mb[MB.kind]) {
+          case REQ_IO_READ:
+            this.stats.io++;
+            value = board.io.read(addr, size);
+            break;
+          case REQ_IO_WRITE:
+            this.stats.io++;
+            board.io.write(addr, size, value);
+            break;
+          case REQ_MMIO_READ:
+            this.stats.mmio++;
+            value = board.mmio.read(addr, size);
+            break;
+          case REQ_MMIO_WRITE:
+            this.stats.mmio++;
+            board.mmio.write(addr, size, value);
+            break;
+          case REQ_EOI:
+            this.stats.eoi++;
+            this.#opts.onEoi?.(value & 0xff);
+            break;
+          case REQ_EVENT:
+            exit = value === EVT_TRIPLE_FAULT
+              ? { kind: "shutdown", reason: "triple-fault" }
+              : value === EVT_RESET
+              ? { kind: "shutdown", reason: "guest-reset" }
+              : value === EVT_SHUTDOWN
+              ? { kind: "shutdown", reason: "guest-shutdown" }
+              : { kind: "internal-error", message: `KVM internal error on CPU ${ap.index}` };
+            break;
+        }
+      } catch (e: unknown) {
+        exit = { kind: "internal-error", message: `device access from CPU ${ap.index} failed: ${String(e)}` };
+      }
+      mb[MB.value] = value | 0;
+      Atomics.store(mb, MB.state, 2);
+      Atomics.notify(mb, MB.state);
+    }
+    return exit;
+  }
+
+  /** Set every AP's control word and kick it out of KVM_RUN. */
+  #controlAps(ctl: number): void {
+    for (const ap of this.#aps) {
+      Atomics.store(ap.mb, MB.ctl, ctl);
+      Atomics.notify(ap.mb, MB.ctl);
+      const tid = Atomics.load(ap.mb, MB.tid);
+      if (ctl !== CTL_RUN && tid !== 0) this.#libc!.tgkill(tid, SIGUSR2);
+    }
+  }
+
+  /** Wait (serving requests) until every AP is parked, at most `ms` milliseconds. */
+  #waitApsParked(ms: number): void {
+    const end = hostMs() + ms;
+    for (;;) {
+      this.#serviceAps();
+      const waiting = this.#aps.filter((ap) => Atomics.load(ap.mb, MB.tid) !== 0 && ap.mb[MB.parked] !== 1);
+      if (waiting.length === 0 || hostMs() > end) return;
+      for (const ap of waiting) this.#libc!.tgkill(ap.mb[MB.tid], SIGUSR2);
+      Atomics.wait(waiting[0].mb, MB.parked, 0, 1);
+    }
   }
 
   #msiSink(vm: KvmVm): MsiSink {
@@ -213,6 +338,7 @@ export class KvmAccelerator implements Accelerator {
         wake = resolve;
         ch.port2.postMessage(0);
       });
+    this.#controlAps(CTL_RUN);
     try {
       for (;;) {
         const r = this.#slice();
@@ -222,6 +348,8 @@ export class KvmAccelerator implements Accelerator {
         if (this.#stop) return { kind: "paused" };
       }
     } finally {
+      this.#controlAps(CTL_PAUSE);
+      this.#waitApsParked(500);
       this.#timer?.setPeriodUs(0);
       ch.port1.close();
       ch.port2.close();
@@ -231,7 +359,7 @@ export class KvmAccelerator implements Accelerator {
 
   /** Halted with no in-kernel LAPIC (irqchip=off): sleep until a clock deadline, an ExtINT or a stop. */
   #allHalted(): boolean {
-    return this.#halted.length > 0 && this.#halted.every((h) => h) && !this.#extIntLevel;
+    return this.#halted.length > 0 && this.#halted.every((h) => h) && !this.#extIntPending();
   }
 
   async #idle(): Promise<void> {
@@ -251,10 +379,13 @@ export class KvmAccelerator implements Accelerator {
       this.#vm!.mapMemory(board.phys);
       this.#generation = board.phys.generation;
     }
-    const n = this.#vcpus.length;
+    const ap = this.#serviceAps();
+    if (ap !== null) return ap;
+    // With AP workers this thread runs vCPU 0 only.
+    const n = this.#aps.length > 0 ? 1 : this.#vcpus.length;
     const budgetMs = this.#opts.sliceMs / n;
     for (let i = 0; i < n; i++) {
-      if (this.#halted[i] && !(i === 0 && this.#extIntLevel)) continue;
+      if (this.#halted[i] && !(i === 0 && this.#extIntPending())) continue;
       let us = budgetMs * 1000;
       const dl = clock.nextDeadline?.() ?? Infinity;
       if (dl !== Infinity) us = Math.min(us, Math.max(20, (dl - clock.now()) / 1000));
@@ -287,7 +418,14 @@ export class KvmAccelerator implements Accelerator {
         const e = libc.errno();
         if (e === EINTR || e === EAGAIN) {
           st.intr++;
-          return null;
+          libc.eatSignal(SIGUSR2);
+          // A kick from an AP (or the slice timer): serve the APs, go on while the slice lasts.
+          if (this.#aps.length === 0) return null;
+          const ap = this.#serviceAps();
+          if (ap !== null) return ap;
+          if (this.#stop) return { kind: "paused" };
+          if (hostMs() >= endMs) return null;
+          continue;
         }
         return { kind: "internal-error", message: `KVM_RUN failed: ${libc.strerror(e)} (errno ${e})` };
       }
@@ -330,6 +468,10 @@ export class KvmAccelerator implements Accelerator {
       } catch (e: unknown) {
         return { kind: "internal-error", message: `device access on KVM exit failed: ${String(e)}` };
       }
+      if (this.#aps.length > 0) {
+        const ap = this.#serviceAps();
+        if (ap !== null) return ap;
+      }
       if (this.#stop) return { kind: "paused" };
       if ((++checks & 31) === 0) {
         const dl = clock.nextDeadline?.() ?? Infinity;
@@ -339,9 +481,13 @@ export class KvmAccelerator implements Accelerator {
     }
   }
 
+  #extIntPending(): boolean {
+    return this.#extIntLevel || (this.#opts.extIntLevel?.() ?? false);
+  }
+
   #injectExtInt(vcpu: KvmVcpu): void {
     const run = vcpu.run;
-    if (!this.#extIntLevel || this.#opts.extIntAck === undefined) {
+    if (this.#opts.extIntAck === undefined || !this.#extIntPending()) {
       run.setUint8(K.RUN.request_interrupt_window, 0);
       return;
     }
@@ -364,7 +510,9 @@ export class KvmAccelerator implements Accelerator {
       const sub = run.getUint32(K.RUN.internal_suberror, true);
       const nd = Math.min(16, run.getUint32(K.RUN.internal_ndata, true));
       const data: string[] = [];
-      for (let j = 0; j < nd; j++) data.push("0x" + run.getBigUint64(K.RUN.internal_data + 8 * j, true).toString(16));
+      for (let j = 0; j < nd; j++) {
+        data.push("0x" + run.getBigUint64(K.RUN.internal_data + 8 * j, true).toString(16));
+      }
       return `KVM internal error. Suberror: ${sub}` + (data.length ? ` extra data: ${data.join(" ")}` : "");
     }
     if (reason === K.KVM_EXIT_FAIL_ENTRY) {
@@ -383,6 +531,11 @@ export class KvmAccelerator implements Accelerator {
   registers(index: number): CpuRegisters {
     const v = this.#vcpus[index];
     if (v === undefined) throw new UserError(`CPU ${index} does not exist`);
+    // An AP inside KVM_RUN holds its vCPU; a kick makes it let go.
+    const ap = this.#aps.find((a) => a.index === index);
+    if (ap !== undefined && ap.mb[MB.parked] !== 1 && ap.mb[MB.tid] !== 0) {
+      this.#libc!.tgkill(ap.mb[MB.tid], SIGUSR2);
+    }
     const r = v.registers();
     if (this.#halted[index]) r.halted = true;
     return r;
@@ -397,12 +550,21 @@ export class KvmAccelerator implements Accelerator {
   }
 
   destroy(): void {
+    if (this.#aps.length > 0) {
+      this.#controlAps(CTL_QUIT);
+      this.#waitApsParked(500);
+      for (const ap of this.#aps) ap.worker.terminate();
+      this.#aps = [];
+    }
     this.#timer?.delete();
     this.#timer = null;
     if (this.#signalHandler !== null) {
+      // Drop kicks still pending (slice timer, APs) before unblocking: with the listener gone the
+      // default action of SIGUSR2 would end the process.
+      this.#libc?.eatSignal(SIGUSR2);
+      this.#libc?.unblockSignal(SIGUSR2);
       Deno.removeSignalListener("SIGUSR2", this.#signalHandler);
       this.#signalHandler = null;
-      this.#libc?.unblockSignal(SIGUSR2);
     }
     for (const v of this.#vcpus) v.close();
     this.#vcpus = [];

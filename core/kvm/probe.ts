@@ -47,7 +47,13 @@ export function probeKvm(
   }
   const api = libc.ioctl(fd, KVM_GET_API_VERSION);
   libc.close(fd);
-  return { present, usable: api === 12, apiVersion: api, pvm, error: api === 12 ? null : "unexpected API version" };
+  return {
+    present,
+    usable: api === 12,
+    apiVersion: api,
+    pvm,
+    error: api === 12 ? null : "unexpected API version",
+  };
 }
 
 function detectPvm(sysModule: string, cpuinfo: string): boolean {

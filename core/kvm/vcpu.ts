@@ -9,8 +9,24 @@ import * as K from "./kvm_api.ts";
 import { type CpuidEntry, encodeCpuid } from "./vm.ts";
 
 const GPR_NAMES = [
-  "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
-  "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags",
+  "rax",
+  "rbx",
+  "rcx",
+  "rdx",
+  "rsi",
+  "rdi",
+  "rsp",
+  "rbp",
+  "r8",
+  "r9",
+  "r10",
+  "r11",
+  "r12",
+  "r13",
+  "r14",
+  "r15",
+  "rip",
+  "rflags",
 ] as const;
 const SEG_NAMES = ["cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"] as const;
 
@@ -29,7 +45,10 @@ const MISC_ENABLE_DEFAULT = 1n;
 /** Power-on PAT (SDM Vol. 3 §11.12.4). */
 const PAT_DEFAULT = 0x0007040600070406n;
 
-/** Convert a SegmentState (VMX-style packed attrs) into a kvm_segment at `o`. */
+/**
+ * Convert a SegmentState into a kvm_segment at `o`. `attrs` is the VMX access-rights layout (descriptor
+ * bits 40..55): type 3:0, S 4, DPL 6:5, P 7, AVL 12, L 13, D/B 14, G 15 — as core/boot and core/cpu use it.
+ */
 export function putSegment(dv: DataView, o: number, s: SegmentState): void {
   const a = s.attrs;
   dv.setBigUint64(o + K.SEG.base, BigInt.asUintN(64, BigInt(s.base)), true);
@@ -39,10 +58,10 @@ export function putSegment(dv: DataView, o: number, s: SegmentState): void {
   dv.setUint8(o + K.SEG.s, (a >> 4) & 1);
   dv.setUint8(o + K.SEG.dpl, (a >> 5) & 3);
   dv.setUint8(o + K.SEG.present, (a >> 7) & 1);
-  dv.setUint8(o + K.SEG.avl, (a >> 8) & 1);
-  dv.setUint8(o + K.SEG.l, (a >> 9) & 1);
-  dv.setUint8(o + K.SEG.db, (a >> 10) & 1);
-  dv.setUint8(o + K.SEG.g, (a >> 11) & 1);
+  dv.setUint8(o + K.SEG.avl, (a >> 12) & 1);
+  dv.setUint8(o + K.SEG.l, (a >> 13) & 1);
+  dv.setUint8(o + K.SEG.db, (a >> 14) & 1);
+  dv.setUint8(o + K.SEG.g, (a >> 15) & 1);
   dv.setUint8(o + K.SEG.unusable, (a >> 7) & 1 ? 0 : 1);
 }
 
@@ -52,10 +71,10 @@ export function getSegment(dv: DataView, o: number): SegmentState {
     (dv.getUint8(o + K.SEG.s) & 1) << 4 |
     (dv.getUint8(o + K.SEG.dpl) & 3) << 5 |
     (dv.getUint8(o + K.SEG.present) & 1) << 7 |
-    (dv.getUint8(o + K.SEG.avl) & 1) << 8 |
-    (dv.getUint8(o + K.SEG.l) & 1) << 9 |
-    (dv.getUint8(o + K.SEG.db) & 1) << 10 |
-    (dv.getUint8(o + K.SEG.g) & 1) << 11;
+    (dv.getUint8(o + K.SEG.avl) & 1) << 12 |
+    (dv.getUint8(o + K.SEG.l) & 1) << 13 |
+    (dv.getUint8(o + K.SEG.db) & 1) << 14 |
+    (dv.getUint8(o + K.SEG.g) & 1) << 15;
   return {
     selector: dv.getUint16(o + K.SEG.selector, true),
     base: Number(dv.getBigUint64(o + K.SEG.base, true)),
@@ -138,7 +157,14 @@ export class KvmVcpu {
     const sdv = new DataView(this.#sregs.buffer);
     this.#check("KVM_GET_SREGS", this.#libc.ioctlBuf(this.fd, K.KVM_GET_SREGS, this.#sregs));
     const segs: Record<(typeof SEG_NAMES)[number], SegmentState> = {
-      cs: e.cs, ds: e.ds, es: e.es, fs: e.fs, gs: e.gs, ss: e.ss, tr: e.tr, ldt: e.ldtr,
+      cs: e.cs,
+      ds: e.ds,
+      es: e.es,
+      fs: e.fs,
+      gs: e.gs,
+      ss: e.ss,
+      tr: e.tr,
+      ldt: e.ldtr,
     };
     for (const n of SEG_NAMES) putSegment(sdv, K.SREGS[n], segs[n]);
     sdv.setBigUint64(K.SREGS.gdt + K.DTABLE.base, BigInt(e.gdt.base), true);
@@ -267,9 +293,15 @@ export class KvmVcpu {
     const d = K.RUN.mmio_data;
     if (isWrite) {
       switch (len) {
-        case 1: mmio.write(addr, 1, run.getUint8(d)); break;
-        case 2: mmio.write(addr, 2, run.getUint16(d, true)); break;
-        case 4: mmio.write(addr, 4, run.getUint32(d, true)); break;
+        case 1:
+          mmio.write(addr, 1, run.getUint8(d));
+          break;
+        case 2:
+          mmio.write(addr, 2, run.getUint16(d, true));
+          break;
+        case 4:
+          mmio.write(addr, 4, run.getUint32(d, true));
+          break;
         case 8:
           mmio.write(addr, 4, run.getUint32(d, true));
           mmio.write(addr + 4, 4, run.getUint32(d + 4, true));
@@ -279,9 +311,15 @@ export class KvmVcpu {
       }
     } else {
       switch (len) {
-        case 1: run.setUint8(d, mmio.read(addr, 1) & 0xff); break;
-        case 2: run.setUint16(d, mmio.read(addr, 2) & 0xffff, true); break;
-        case 4: run.setUint32(d, mmio.read(addr, 4) >>> 0, true); break;
+        case 1:
+          run.setUint8(d, mmio.read(addr, 1) & 0xff);
+          break;
+        case 2:
+          run.setUint16(d, mmio.read(addr, 2) & 0xffff, true);
+          break;
+        case 4:
+          run.setUint32(d, mmio.read(addr, 4) >>> 0, true);
+          break;
         case 8:
           run.setUint32(d, mmio.read(addr, 4) >>> 0, true);
           run.setUint32(d + 4, mmio.read(addr + 4, 4) >>> 0, true);

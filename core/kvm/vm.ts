@@ -151,7 +151,9 @@ export function hostAddress(u8: Uint8Array): bigint {
  * Contiguous runs of the PhysMap: guest pages whose backing offsets are consecutive and share RO-ness.
  * Scans below 4 GiB page by page and above 4 GiB until the first hole.
  */
-export function physRuns(phys: PhysMap): Array<{ gpa: number; offset: number; size: number; readOnly: boolean }> {
+export function physRuns(
+  phys: PhysMap,
+): Array<{ gpa: number; offset: number; size: number; readOnly: boolean }> {
   const runs: Array<{ gpa: number; offset: number; size: number; readOnly: boolean }> = [];
   let cur: { gpa: number; offset: number; size: number; readOnly: boolean } | null = null;
   const visit = (gpn: number): boolean => {
@@ -161,7 +163,10 @@ export function physRuns(phys: PhysMap): Array<{ gpa: number; offset: number; si
       return false;
     }
     const ro = phys.isReadOnly(gpn);
-    if (cur !== null && cur.offset + cur.size === off && cur.readOnly === ro && cur.gpa + cur.size === gpn * PAGE) {
+    if (
+      cur !== null && cur.offset + cur.size === off && cur.readOnly === ro &&
+      cur.gpa + cur.size === gpn * PAGE
+    ) {
       cur.size += PAGE;
     } else {
       cur = { gpa: gpn * PAGE, offset: off, size: PAGE, readOnly: ro };

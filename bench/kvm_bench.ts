@@ -1,0 +1,199 @@
+/**
+ * KVM exit throughput and start-up latency, TypeScript vs a C reference (bench/c/kvm_exits.c, built
+ * with gcc here). Guests are tight real-mode loops: `out 0x80,al; jmp` (port I/O) and `mov [0],al` with
+ * DS=0x2000 (MMIO at GPA 0x20000, outside RAM). Rows:
+ *   C                     plain ioctl(KVM_RUN) loop in C
+ *   TS raw FFI            KvmVcpu + Deno FFI KVM_RUN loop, reading the exit like C does
+ *   TS KvmAccelerator     the real run loop: dispatch to board.io/board.mmio, clock polling, yields
+ * Usage: deno run -A bench/kvm_bench.ts [exits=200000]
+ * @module
+ */
+import type { AccelBoard, IoBus, MmioBus } from "../core/accel.ts";
+import type { Clock, MsiSink, Timer } from "../core/types.ts";
+import { KvmAccelerator, KvmSystem } from "../core/kvm/mod.ts";
+import * as K from "../core/kvm/kvm_api.ts";
+import {
+  alignedSharedBytes,
+  FlatRam,
+  prot32Entry,
+  realModeEntry,
+  SMP_INIT_SIPI,
+} from "../tests/kvm_guests.ts";
+
+const PIO_LOOP = [0xe6, 0x80, 0xeb, 0xfc];
+const MMIO_LOOP = [0xb8, 0x00, 0x20, 0x8e, 0xd8, 0xa2, 0x00, 0x00, 0xeb, 0xfb];
+const FIRST = [0xe6, 0xf4, 0xf4];
+
+class StillClock implements Clock {
+  now(): number {
+    return 0;
+  }
+  timer(_cb: () => void): Timer {
+    return { arm() {}, cancel() {}, armed: false, deadline: Infinity };
+  }
+}
+
+/** A board that counts exits and asks the accelerator to stop after `limit`. */
+class CountingBoard implements AccelBoard {
+  readonly ram = new FlatRam(alignedSharedBytes(0x10000));
+  readonly phys = this.ram;
+  readonly clock = new StillClock();
+  msi: MsiSink | null = null;
+  ncpus = 1;
+  readonly lapics = [];
+  readonly cpuModel = "host";
+  readonly cpuFeatures = [];
+  readonly msrHandlers = [];
+  readonly tscKhz = 1000000;
+  count = 0;
+  firstAt = -1;
+  stop: () => void = () => {};
+  readonly io: IoBus;
+  readonly mmio: MmioBus;
+  constructor(readonly limit: number, code: number[]) {
+    this.ram.write(0x1000, new Uint8Array(code));
+    const hit = () => {
+      if (this.firstAt < 0) this.firstAt = Date.now() + (performance.now() % 1);
+      if (++this.count >= this.limit) this.stop();
+    };
+    this.io = { read: () => 0xff, write: hit };
+    this.mmio = { read: () => 0xffffffff, write: hit };
+  }
+}
+
+/** The AP (in its worker) loops on `out 0x80,al`; the BSP sent INIT/SIPI and halts in the kernel. */
+async function tsApForwarded(n: number): Promise<number> {
+  const board = new CountingBoard(n, []);
+  board.ncpus = 2;
+  board.ram.write(0x1000, SMP_INIT_SIPI.code.subarray(0, 40)); // SVR + INIT + SIPI (4 x 10 bytes)
+  board.ram.write(0x1028, new Uint8Array([0xfa, 0xf4, 0xeb, 0xfd])); // cli; hlt; jmp $-1
+  board.ram.write(0x2000, new Uint8Array(PIO_LOOP));
+  const accel = new KvmAccelerator({ warn: () => {} });
+  board.stop = () => accel.requestStop();
+  accel.init(board, prot32Entry());
+  const gdt = SMP_INIT_SIPI.memory.find((m) => m.gpa === 0x500)!;
+  board.ram.write(gdt.gpa, gdt.bytes);
+  const t0 = performance.now();
+  await accel.run();
+  const s = (performance.now() - t0) / 1000;
+  accel.destroy();
+  return board.count / s;
+}
+
+async function tsAccel(code: number[], n: number): Promise<number> {
+  const board = new CountingBoard(n, code);
+  const accel = new KvmAccelerator({ warn: () => {} });
+  board.stop = () => accel.requestStop();
+  accel.init(board, realModeEntry());
+  const t0 = performance.now();
+  await accel.run();
+  const s = (performance.now() - t0) / 1000;
+  accel.destroy();
+  return board.count / s;
+}
+
+function tsRaw(code: number[], n: number): number {
+  const board = new CountingBoard(n, code);
+  const sys = KvmSystem.open();
+  const vm = sys.createVm();
+  vm.setSystemAddresses();
+  vm.mapMemory(board.phys);
+  const vcpu = vm.createVcpu(0);
+  vcpu.setEntryState(realModeEntry());
+  const ioctl = sys.libc.ioctlFast;
+  const run = vcpu.run;
+  let sink = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    if (ioctl(vcpu.fd, K.KVM_RUN, 0n) < 0) throw new Error(`KVM_RUN errno ${sys.libc.errno()}`);
+    const r = run.getUint32(K.RUN.exit_reason, true);
+    if (r === K.KVM_EXIT_IO) sink += run.getUint8(Number(run.getBigUint64(K.RUN.io_data_offset, true)));
+    else if (r === K.KVM_EXIT_MMIO) sink += run.getUint8(K.RUN.mmio_data);
+    else throw new Error(`exit ${K.exitReasonName(r)}`);
+  }
+  const s = (performance.now() - t0) / 1000;
+  vcpu.close();
+  vm.close();
+  sys.close();
+  if (sink < 0) console.log(sink);
+  return n / s;
+}
+
+async function cRef(bin: string, mode: string, n: number): Promise<number> {
+  const out = await new Deno.Command(bin, { args: [mode, String(n)], stdout: "piped" }).output();
+  const [, exits, secs] = new TextDecoder().decode(out.stdout).trim().split(" ");
+  return Number(exits) / Number(secs);
+}
+
+/** Child mode: report the wall-clock ms of the first guest exit. */
+async function firstExitChild(): Promise<void> {
+  const board = new CountingBoard(1, FIRST);
+  const accel = new KvmAccelerator({ warn: () => {} });
+  board.stop = () => accel.requestStop();
+  accel.init(board, realModeEntry());
+  await accel.run();
+  accel.destroy();
+  console.log(`first ${board.firstAt.toFixed(3)} ${performance.now().toFixed(3)}`);
+}
+
+async function spawnLatency(cmd: string, args: string[]): Promise<number> {
+  const t0 = Date.now();
+  const out = await new Deno.Command(cmd, { args, stdout: "piped" }).output();
+  const first = Number(new TextDecoder().decode(out.stdout).trim().split(" ")[1]);
+  return first - t0;
+}
+
+function fmt(x: number): string {
+  return Math.round(x).toLocaleString("en-US").padStart(12);
+}
+
+async function main(): Promise<void> {
+  if (Deno.args[0] === "--first") return await firstExitChild();
+  const n = Number(Deno.args[0] ?? 200000);
+  const dir = await Deno.makeTempDir({ prefix: "kvm_bench_" });
+  const bin = `${dir}/kvm_exits`;
+  const src = new URL("./c/kvm_exits.c", import.meta.url).pathname;
+  const cc = await new Deno.Command("gcc", { args: ["-O2", "-o", bin, src] }).output();
+  if (!cc.success) throw new Error("gcc failed: " + new TextDecoder().decode(cc.stderr));
+  try {
+    const rows: Array<[string, number, number]> = [];
+    for (const [mode, code] of [["pio", PIO_LOOP], ["mmio", MMIO_LOOP]] as const) {
+      const c = await cRef(bin, mode, n);
+      const raw = tsRaw([...code], n);
+      const acc = await tsAccel([...code], n);
+      rows.push([`${mode} C reference`, c, 1]);
+      rows.push([`${mode} TS raw FFI`, raw, raw / c]);
+      rows.push([`${mode} TS KvmAccelerator`, acc, acc / c]);
+      if (mode === "pio") {
+        const ap = await tsApForwarded(Math.min(n, 50000));
+        rows.push([`pio TS AP worker→main hop`, ap, ap / c]);
+      }
+    }
+    console.log(`KVM exits/s (${n} exits per row; host /dev/kvm${probePvm() ? " = kvm_pvm" : ""})`);
+    console.log("row".padEnd(28) + "exits/s".padStart(12) + "   vs C");
+    for (const [name, v, ratio] of rows) console.log(name.padEnd(28) + fmt(v) + `   ${ratio.toFixed(2)}x`);
+    const cLat = await spawnLatency(bin, ["first"]);
+    const tsLat = await spawnLatency(Deno.execPath(), [
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      "--first",
+    ]);
+    console.log(
+      "process spawn → first guest exit (ms):  C " + cLat.toFixed(1) + "   TS (deno run) " + tsLat.toFixed(1),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function probePvm(): boolean {
+  try {
+    Deno.statSync("/sys/module/kvm_pvm");
+    return true;
+  } catch (_e: unknown) {
+    return false;
+  }
+}
+
+await main();
