@@ -23,7 +23,7 @@ import type {
 import type { VmRunner } from "./vm.ts";
 
 /** Version package string shown by `info version` and QMP. */
-export const VERSION_PACKAGE = "7.2.0 (microvm.ts 0.1.0)";
+export const VERSION_PACKAGE = " (microvm.ts 0.1.0)";
 
 function resetRegisters(): CpuRegisters {
   const seg = (sel: number, base: number, attrs: number) => ({ selector: sel, base, limit: 0xffff, attrs });
@@ -154,9 +154,17 @@ export class MachineView implements MachineIface {
     const ram = this.#r.machine.ram;
     if (ram.isRam(addr, len)) return ram.read(addr, len) ?? new Uint8Array(len).fill(0xff);
     const out = new Uint8Array(len);
-    for (let i = 0; i < len; i++) {
+    for (let i = 0; i < len;) {
       const a = addr + i;
-      out[i] = ram.isRam(a, 1) ? ram.readU8(a) : this.#r.machine.memory.read(a, 1);
+      if (ram.isRam(a, 1)) {
+        out[i++] = ram.readU8(a);
+      } else if (a % 4 === 0 && len - i >= 4) {
+        // Device registers are read with their own width (virtio-mmio accepts 4-byte accesses only).
+        const v = this.#r.machine.memory.read(a, 4);
+        for (let k = 0; k < 4; k++) out[i++] = (v >>> (8 * k)) & 0xff;
+      } else {
+        out[i++] = this.#r.machine.memory.read(a, 1);
+      }
     }
     return out;
   }
@@ -296,10 +304,7 @@ export class MachineView implements MachineIface {
   }
   infoPic(): string {
     const m = this.#r.machine;
-    let s = m.pic ? formatInfoPic(m.pic.saveState()) : "";
-    const fmt = (m.ioapic as unknown as { formatInfo?: () => string }).formatInfo;
-    if (fmt) s += fmt.call(m.ioapic);
-    return s;
+    return (m.pic ? formatInfoPic(m.pic.saveState()) : "") + formatIoapic(m.ioapic.saveState());
   }
   infoIrq(): string {
     const m = this.#r.machine;
@@ -316,4 +321,33 @@ export class MachineView implements MachineIface {
   setLogFile(path: string): void {
     this.#r.log.setFile(path);
   }
+}
+
+const DELIVERY = ["fixed", "lowest", "SMI", "...", "NMI", "...", "INIT", "ExtINT"];
+
+function irrDump(name: string, bitmap: number): string {
+  let s = `${name.padEnd(10)} `;
+  if (bitmap === 0) return s + "(none)\n";
+  for (let i = 0; i < 24; i++) if (bitmap & (1 << i)) s += `${String(i).padEnd(2)} `;
+  return s + "\n";
+}
+
+/** The IOAPIC part of `info pic`, as QEMU 7.2's ioapic_print_redtbl prints it. */
+export function formatIoapic(st: { id: number; ioregsel: number; irr: number; redtbl: number[][] }): string {
+  let s = `ioapic0: ver=0x20 id=0x${st.id.toString(16).padStart(2, "0")} sel=0x${st.ioregsel.toString(16).padStart(2, "0")}`;
+  s += st.ioregsel ? ` (redir[${(st.ioregsel - 0x10) >>> 1}])\n` : "\n";
+  let remote = 0;
+  st.redtbl.forEach(([lo, hi], i) => {
+    const entry = (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+    const logical = (lo & 0x800) !== 0;
+    const level = (lo & 0x8000) !== 0;
+    const dest = (hi >>> 24) & (logical ? 0xff : 0xf);
+    s += `  pin ${String(i).padEnd(2)} 0x${entry.toString(16).padStart(16, "0")} dest=${dest.toString(16)} vec=${
+      String(lo & 0xff).padEnd(3)
+    } ${lo & 0x2000 ? "active-lo" : "active-hi"} ${(level ? "level" : "edge").padEnd(5)} ${
+      (lo & 0x10000 ? "masked" : "").padEnd(6)
+    } ${DELIVERY[(lo >>> 8) & 7].padEnd(6)} ${logical ? "logical" : "physical"}\n`;
+    if (level && lo & 0x4000) remote |= 1 << i;
+  });
+  return s + irrDump("  IRR", st.irr) + irrDump("  Remote IRR", remote);
 }

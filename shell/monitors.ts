@@ -3,25 +3,17 @@
  * their chardevs, over a MachineView of the runner.
  * @module
  */
+import { UserError } from "../core/types.ts";
 import { MachineView } from "./machine_view.ts";
-import { type MonitorHandle, startMonitor } from "./monitor_server.ts";
+import { type MonitorHandle, startConfiguredMonitors } from "./monitor_server.ts";
 import type { VmRunner } from "./vm.ts";
 
 /** Start every configured monitor; returns their handles (close them on exit). */
 export function startMonitors(runner: VmRunner): MonitorHandle[] {
   const view = new MachineView(runner);
-  const cfg = runner.config;
-  const handles: MonitorHandle[] = [];
-  for (const mon of cfg.monitors) {
-    const chr = runner.chardevs.get(mon.chardev);
-    if (!chr) continue;
-    const mux = cfg.chardevs.find((c) => c.id === mon.chardev)?.mux ?? false;
-    const kind = mon.mode === "control" ? (mon.pretty ? "qmp-pretty" : "qmp") : "hmp";
-    handles.push(startMonitor(kind, view, chr, { mux }));
-  }
-  if (cfg.qtest) {
-    const chr = runner.chardevs.get(cfg.qtest.chardev);
-    if (chr) handles.push(startMonitor("qtest", view, chr, {}));
-  }
-  return handles;
+  return startConfiguredMonitors(view, runner.config, (id) => {
+    const chr = runner.chardevs.get(id);
+    if (!chr) throw new UserError(`Chardev '${id}' not found`);
+    return chr;
+  });
 }

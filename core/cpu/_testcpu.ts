@@ -69,3 +69,24 @@ export function installTables(c: Cpu, ram: FlatRam): void {
   c.idtBase = 0x4000;
   c.idtLimit = 0xfff;
 }
+
+/** Golden vectors from testgen/alu_vectors.txt (see testgen/gen.py). */
+export interface Vector {
+  asm: string;
+  bytes: string;
+  flagMask: number;
+  cases: string[][];
+}
+
+/** Parse testgen/alu_vectors.txt. */
+export function loadVectors(): Vector[] {
+  const text = Deno.readTextFileSync(new URL("./testgen/alu_vectors.txt", import.meta.url));
+  const out: Vector[] = [];
+  for (const line of text.split("\n")) {
+    if (line.startsWith("I ")) {
+      const [, mask, bytes, ...asm] = line.split(" ");
+      out.push({ asm: asm.join(" "), bytes, flagMask: Number(mask), cases: [] });
+    } else if (line.startsWith("C ")) out[out.length - 1].cases.push(line.slice(2).split(" "));
+  }
+  return out;
+}

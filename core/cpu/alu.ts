@@ -4,12 +4,33 @@
  * Results are returned as the low half with the high half in `cpu.hi`.
  * @module
  */
-import { CC_ADC, CC_ADD, CC_DEC, CC_INC, CC_SBB, CC_SUB, type Cpu, CpuFault, EXC_DE, F_CF, F_OF, MASK, SIGN } from "./cpu.ts";
+import {
+  CC_ADC,
+  CC_ADD,
+  CC_DEC,
+  CC_INC,
+  CC_SBB,
+  CC_SUB,
+  type Cpu,
+  CpuFault,
+  EXC_DE,
+  F_CF,
+  F_OF,
+  MASK,
+  SIGN,
+} from "./cpu.ts";
 
 const TWO32 = 4294967296;
 
 /** Group-1 ALU operation numbers (the ModRM reg field of 80-83). */
-export const ALU_ADD = 0, ALU_OR = 1, ALU_ADC = 2, ALU_SBB = 3, ALU_AND = 4, ALU_SUB = 5, ALU_XOR = 6, ALU_CMP = 7;
+export const ALU_ADD = 0,
+  ALU_OR = 1,
+  ALU_ADC = 2,
+  ALU_SBB = 3,
+  ALU_AND = 4,
+  ALU_SUB = 5,
+  ALU_XOR = 6,
+  ALU_CMP = 7;
 
 /** Apply group-1 op to (a, b) of size sz; sets lazy flags; returns the result (hi in c.hi). */
 export function alu(c: Cpu, op: number, sz: number, a: number, ah: number, b: number, bh: number): number {
@@ -481,7 +502,8 @@ export function div1(c: Cpu, signed: boolean, sz: number, src: number, srch: num
         return;
       }
       if (
-        signed && dl === ah >> 31 && dh === ah >> 31 && ah >= -0x200000 && ah < 0x200000 && srch >= -0x200000 &&
+        signed && dl === ah >> 31 && dh === ah >> 31 && ah >= -0x200000 && ah < 0x200000 &&
+        srch >= -0x200000 &&
         srch < 0x200000
       ) {
         const n = ah * TWO32 + (r[0] >>> 0);
@@ -513,4 +535,3 @@ function setPair(r: Int32Array, n: number, v: number): void {
   r[n] = v | 0;
   r[n + 16] = Math.floor(v / TWO32) | 0;
 }
-

@@ -1,17 +1,7 @@
 import assert from "node:assert/strict";
-import { CODE, getReg, longModeCpu, runUntil, setReg } from "./_testcpu.ts";
+import { CODE, getReg, loadVectors, longModeCpu, runUntil, setReg } from "./_testcpu.ts";
 
-interface Vector {
-  name: string;
-  asm: string;
-  bytes: string;
-  flagMask: number;
-  cases: string[][];
-}
-
-const data = JSON.parse(Deno.readTextFileSync(new URL("./testgen/alu_vectors.json", import.meta.url))) as {
-  vectors: Vector[];
-};
+const data = { vectors: loadVectors() };
 
 Deno.test("Interp matches the host CPU on ALU golden vectors (all widths, flags)", () => {
   const { c, it, ram } = longModeCpu();
@@ -33,11 +23,11 @@ Deno.test("Interp matches the host CPU on ALU golden vectors (all widths, flags)
       if (ga !== ra || gc !== rc || gd !== rd || gf !== ef) {
         if (bad++ < 2) {
           failures.push(
-            `${v.asm.replace("\n", ";")}: in a=${k[0]} c=${k[1]} d=${k[2]} f=${k[3]} -> want ${ra.toString(16)} ${
-              rc.toString(16)
-            } ${rd.toString(16)} f=${ef.toString(16)}, got ${ga.toString(16)} ${gc.toString(16)} ${gd.toString(16)} f=${
-              gf.toString(16)
-            }`,
+            `${v.asm.replace("\n", ";")}: in a=${k[0]} c=${k[1]} d=${k[2]} f=${k[3]} -> want ${
+              ra.toString(16)
+            } ${rc.toString(16)} ${rd.toString(16)} f=${ef.toString(16)}, got ${ga.toString(16)} ${
+              gc.toString(16)
+            } ${gd.toString(16)} f=${gf.toString(16)}`,
           );
         }
       }

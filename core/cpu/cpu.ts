@@ -24,7 +24,11 @@ export const F_ARITH = F_CF | F_PF | F_AF | F_ZF | F_SF | F_OF;
 
 /** Control register bits. */
 export const CR0_PE = 0x1, CR0_MP = 0x2, CR0_EM = 0x4, CR0_TS = 0x8, CR0_ET = 0x10, CR0_NE = 0x20;
-export const CR0_WP = 0x10000, CR0_AM = 0x40000, CR0_NW = 0x20000000, CR0_CD = 0x40000000, CR0_PG = 0x80000000;
+export const CR0_WP = 0x10000,
+  CR0_AM = 0x40000,
+  CR0_NW = 0x20000000,
+  CR0_CD = 0x40000000,
+  CR0_PG = 0x80000000;
 export const CR4_PSE = 0x10, CR4_PAE = 0x20, CR4_PGE = 0x80, CR4_OSFXSR = 0x200, CR4_OSXMMEXCPT = 0x400;
 export const CR4_FSGSBASE = 0x10000;
 export const EFER_SCE = 0x1, EFER_LME = 0x100, EFER_LMA = 0x400, EFER_NXE = 0x800;
@@ -113,7 +117,8 @@ export class Cpu {
   sysenterEip = 0n;
   pat = 0x0007040600070406n;
   tscAux = 0;
-  tscOffset = 0n;
+  /** Guest TSC minus clock-derived TSC (WRMSR IA32_TSC), in ticks. */
+  tscOffsetNum = 0;
   readonly mtrr = new Map<number, bigint>();
   miscEnable = 1n;
   apicBaseFallback = 0xfee00900n;
@@ -136,12 +141,15 @@ export class Cpu {
   /** Set by instructions that need the run loop's attention right after them. */
   brk = false;
   nmiBlocked = false;
+  /** The last instruction transferred control (a block may start at rip). */
+  atBranch = true;
   /** Instructions retired. */
   icount = 0;
 
   // Software TLB.
   readonly tlbTag = new Float64Array(TLB_SIZE).fill(NaN);
-  readonly tlbOff = new Int32Array(TLB_SIZE);
+  /** u8 offset of each page (RAM up to 4 GiB of backing store). */
+  readonly tlbOff = new Uint32Array(TLB_SIZE);
   readonly tlbPerm = new Uint8Array(TLB_SIZE);
   /** Permission masks for the current CPL. */
   rdMask = P_KR;
@@ -210,7 +218,11 @@ export class Cpu {
     this.idtBase = 0;
     this.idtLimit = 0x3ff;
     this.cr0 = CR0_ET | CR0_NE;
-    this.cr2 = this.cr3 = this.cr4 = this.cr8 = 0;
+    this.cr2 =
+      this.cr3 =
+      this.cr4 =
+      this.cr8 =
+        0;
     this.efer = 0;
     this.xmm.fill(0);
     this.mxcsr = 0x1f80;
@@ -300,7 +312,11 @@ export class Cpu {
         return (r >>> 0) < (a >>> 0) ? 1 : 0;
       case CC_ADC:
         if (this.ccSz === 8) {
-          return (this.ccAux & 1 ? !ult64(this.ccA, this.ccAh, this.ccR, this.ccRh) : ult64(this.ccR, this.ccRh, this.ccA, this.ccAh)) ? 1 : 0;
+          return (this.ccAux & 1
+              ? !ult64(this.ccA, this.ccAh, this.ccR, this.ccRh)
+              : ult64(this.ccR, this.ccRh, this.ccA, this.ccAh))
+            ? 1
+            : 0;
         }
         return (this.ccAux & 1 ? (r >>> 0) <= (a >>> 0) : (r >>> 0) < (a >>> 0)) ? 1 : 0;
       case CC_SUB:
@@ -308,7 +324,11 @@ export class Cpu {
         return (a >>> 0) < (this.ccB >>> 0) ? 1 : 0;
       case CC_SBB:
         if (this.ccSz === 8) {
-          return (this.ccAux & 1 ? !ult64(this.ccB, this.ccBh, this.ccA, this.ccAh) : ult64(this.ccA, this.ccAh, this.ccB, this.ccBh)) ? 1 : 0;
+          return (this.ccAux & 1
+              ? !ult64(this.ccB, this.ccBh, this.ccA, this.ccAh)
+              : ult64(this.ccA, this.ccAh, this.ccB, this.ccBh))
+            ? 1
+            : 0;
         }
         return (this.ccAux & 1 ? (a >>> 0) <= (this.ccB >>> 0) : (a >>> 0) < (this.ccB >>> 0)) ? 1 : 0;
       default:
@@ -768,7 +788,9 @@ export class Cpu {
   rd8(la: number): number {
     const vpn = Math.floor(la / 4096);
     const i = vpn & TLB_MASK;
-    if (this.tlbTag[i] === vpn && (this.tlbPerm[i] & this.rdMask)) return this.u8[this.tlbOff[i] + (la - vpn * 4096)];
+    if (this.tlbTag[i] === vpn && (this.tlbPerm[i] & this.rdMask)) {
+      return this.u8[this.tlbOff[i] + (la - vpn * 4096)];
+    }
     return this.physRdSlow(this.translate(la, 0), 1);
   }
 
@@ -934,7 +956,7 @@ export class Cpu {
   fetch8(): number {
     const p = this.fp;
     if (p < this.fpEnd) {
-      this.fp = (p + 1) | 0;
+      this.fp = (p + 1) >>> 0;
       return this.u8[p];
     }
     return this.fetch8Slow();
@@ -945,9 +967,9 @@ export class Cpu {
     const la = this.ip;
     const o = la - this.fpLin;
     if (o >= 0 && o < 4096) {
-      const p = (this.fpBase + o) | 0;
-      this.fp = (p + 1) | 0;
-      this.fpEnd = (this.fpBase + 4096) | 0;
+      const p = (this.fpBase + o) >>> 0;
+      this.fp = (p + 1) >>> 0;
+      this.fpEnd = (this.fpBase + 4096) >>> 0;
       this.fpActive = true;
       return this.u8[p];
     }
@@ -955,9 +977,9 @@ export class Cpu {
     if (off >= 0) {
       const vpn = Math.floor(la / 4096);
       this.fpLin = vpn * 4096;
-      this.fpBase = (off - (la - vpn * 4096)) | 0;
-      this.fp = (off + 1) | 0;
-      this.fpEnd = (this.fpBase + 4096) | 0;
+      this.fpBase = (off - (la - vpn * 4096)) >>> 0;
+      this.fp = (off + 1) >>> 0;
+      this.fpEnd = (this.fpBase + 4096) >>> 0;
       this.fpActive = true;
       return this.u8[off];
     }
@@ -982,7 +1004,7 @@ export class Cpu {
   fetch32(): number {
     const p = this.fp;
     if (p + 4 <= this.fpEnd) {
-      this.fp = (p + 4) | 0;
+      this.fp = (p + 4) >>> 0;
       return this.dv.getInt32(p, true);
     }
     const a = this.fetch8(), b = this.fetch8(), c = this.fetch8(), d = this.fetch8();
@@ -1020,11 +1042,20 @@ export class Cpu {
 
   /** TSC value: clock ns × kHz / 1e6 plus the guest's offset (from WRMSR TSC). */
   tsc(): bigint {
+    const lo = this.tscLo();
+    return (BigInt(this.hi >>> 0) << 32n) | BigInt(lo >>> 0);
+  }
+
+  /** TSC as (lo, hi in this.hi) without BigInt: exact while clock ms × kHz < 2^53. */
+  tscLo(): number {
     const ns = this.board.clock.now();
     const khz = this.board.tscKhz || 1000000;
-    // Split to keep precision: ns may exceed 2^53 / khz.
-    const t = BigInt(Math.floor(ns)) * BigInt(khz) / 1000000n;
-    return BigInt.asUintN(64, t + this.tscOffset);
+    const ms = Math.floor(ns / 1e6);
+    let t = ms * khz + Math.floor(((ns - ms * 1e6) * khz) / 1e6) + this.tscOffsetNum;
+    if (t < 0) t = 0;
+    const hi = Math.floor(t / 4294967296);
+    this.hi = hi | 0;
+    return (t - hi * 4294967296) | 0;
   }
 }
 

@@ -5,7 +5,6 @@
  * `-cpu max`/`host` add POPCNT, RDRAND, RDTSCP. `+flag`/`-flag` from `-cpu` adjust single bits.
  * @module
  */
-import { UserError } from "../types.ts";
 import type { Cpu } from "./cpu.ts";
 
 /** Where a named feature bit lives: [leaf, register (0 eax, 1 ebx, 2 ecx, 3 edx), bit]. */
@@ -56,7 +55,8 @@ const BASE: Record<number, number[]> = {
     0x00060fb1,
     0,
     (1 << 0) | (1 << 13) | (1 << 21) | (1 << 24) | (1 << 31),
-    (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 11) | (1 << 12) |
+    (1 << 0) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 8) | (1 << 9) | (1 << 11) |
+    (1 << 12) |
     (1 << 13) | (1 << 15) | (1 << 16) | (1 << 17) | (1 << 19) | (1 << 23) | (1 << 24) | (1 << 25) | (1 << 26),
   ],
   0x80000001: [0x00060fb1, 0, 1 << 0, (1 << 11) | (1 << 20) | (1 << 26) | (1 << 29)],
@@ -68,6 +68,8 @@ const BASE: Record<number, number[]> = {
 export class CpuidModel {
   readonly words = new Map<number, number[]>();
   readonly tscKhz: number;
+  /** `-cpu` flags given that this model does not implement (ignored). */
+  readonly ignored: string[] = [];
 
   constructor(model: string, features: ReadonlyArray<{ name: string; on: boolean }>, tscKhz: number) {
     this.tscKhz = tscKhz;
@@ -81,8 +83,9 @@ export class CpuidModel {
     }
     for (const f of features) {
       const key = f.name.replace(/_/g, "-");
-      if (!(key in FEATURE_BITS)) throw new UserError(`Property '${f.name}' not found`);
-      this.set(key, f.on);
+      // QEMU knows many more flags (arch-capabilities, vmx, ...); those that do not apply here are ignored.
+      if (key in FEATURE_BITS) this.set(key, f.on);
+      else this.ignored.push(f.name);
     }
   }
 
@@ -104,7 +107,8 @@ export class CpuidModel {
 }
 
 function str4(s: string, i: number): number {
-  return (s.charCodeAt(i) | (s.charCodeAt(i + 1) << 8) | (s.charCodeAt(i + 2) << 16) | (s.charCodeAt(i + 3) << 24)) | 0;
+  return (s.charCodeAt(i) | (s.charCodeAt(i + 1) << 8) | (s.charCodeAt(i + 2) << 16) |
+    (s.charCodeAt(i + 3) << 24)) | 0;
 }
 
 const VENDOR = "AuthenticAMD";

@@ -37,6 +37,7 @@ import {
   SS,
 } from "./cpu.ts";
 import * as sys from "./system.ts";
+import { execString, execStringIo } from "./string.ts";
 import { execSse, execX87 } from "./sse.ts";
 
 const TWO32 = 4294967296;
@@ -76,9 +77,12 @@ export class Interp {
   la = 0;
   /** Effective address (offset within segment) of the memory operand. */
   ea = 0;
-  /** High half of a 64-bit effective address (exact, for LEA). */
-  eaHi = 0;
-  eaLo = 0;
+  /** Parts of the last 64-bit effective address, for an exact LEA. */
+  mBase = -1;
+  mIndex = -1;
+  mScale = 0;
+  mDisp = 0;
+  mRip = 0;
   /** Messages already logged once (unimplemented opcodes). */
   readonly #logged = new Set<string>();
   /** Instruction trace hook (in_asm-like): called with the linear rip before each instruction. */
@@ -168,33 +172,17 @@ export class Interp {
       else if (this.mod === 2 || base === -1) disp = c.fetch32();
       if (base === 4 || base === 5) defSeg = SS;
       if (this.adsz === 8) {
-        // Exact 64-bit sum in (lo, hi) halves: LEA is used for integer arithmetic.
-        let lo = disp >>> 0, hi = disp >> 31;
-        if (ripRel) {
-          const rp = c.ip + immBytes;
-          const rl = rp >= 0 ? rp % TWO32 : ((rp % TWO32) + TWO32) % TWO32;
-          lo += rl;
-          hi += Math.floor((rp - rl) / TWO32);
-        }
-        if (base >= 0) {
-          lo += c.r[base] >>> 0;
-          hi += c.r[base + 16];
-        }
-        if (index >= 0) {
-          let il = c.r[index] >>> 0, ih = c.r[index + 16];
-          if (scale) {
-            ih = (ih << scale) | (il >>> (32 - scale));
-            il = (il << scale) >>> 0;
-          }
-          lo += il;
-          hi += ih;
-        }
-        const carry = Math.floor(lo / TWO32);
-        lo -= carry * TWO32;
-        hi = (hi + carry) | 0;
-        this.eaHi = hi;
-        this.eaLo = lo | 0;
-        ea = hi * TWO32 + lo;
+        // Double sum (exact for canonical addresses); LEA recomputes exactly from these parts.
+        const rp = ripRel ? c.ip + immBytes : 0;
+        this.mBase = base;
+        this.mIndex = index;
+        this.mScale = scale;
+        this.mDisp = disp;
+        this.mRip = rp;
+        const r = c.r;
+        ea = disp + rp;
+        if (base >= 0) ea += r[base + 16] * TWO32 + (r[base] >>> 0);
+        if (index >= 0) ea += (r[index + 16] * TWO32 + (r[index] >>> 0)) * (1 << scale);
       } else {
         let e = disp;
         if (ripRel) e += c.ip + immBytes;
@@ -279,6 +267,7 @@ export class Interp {
   /** Set rip to `target` (offset in CS) truncated to the operand size. */
   jump(target: number): void {
     const c = this.c;
+    c.atBranch = true;
     if (c.long64 && this.opsz !== 2) {
       if (target >= TWO63) target -= TWO64;
       else if (target < -TWO63) target += TWO64;
@@ -784,7 +773,7 @@ export class Interp {
       case 0x6d:
       case 0x6e:
       case 0x6f:
-        this.stringIo(b);
+        execStringIo(this, b);
         return;
       case 0x80:
       case 0x82:
@@ -998,7 +987,7 @@ export class Interp {
       case 0xad:
       case 0xae:
       case 0xaf:
-        this.string(b);
+        execString(this, b);
         return;
       case 0xa8:
         c.setRes(1, r[0] & c.fetch8(), 0, 0);
@@ -1245,11 +1234,40 @@ export class Interp {
 
   lea(): void {
     const sz = this.opsz;
-    const ea = this.adsz === 8 ? this.eaLo : this.ea;
-    if (sz === 8) {
-      if (this.adsz === 8) this.c.setReg(8, this.reg, ea, this.eaHi);
-      else this.c.setReg(8, this.reg, ea | 0, 0);
-    } else this.c.setReg(sz, this.reg, sz === 2 ? ea & 0xffff : ea | 0, 0);
+    const c = this.c;
+    if (this.adsz === 8) {
+      // Exact 64-bit sum in (lo, hi) halves: LEA is used for integer arithmetic.
+      const rp = this.mRip;
+      let lo = this.mDisp >>> 0, hi = this.mDisp >> 31;
+      if (rp !== 0) {
+        const rl = rp >= 0 ? rp % TWO32 : ((rp % TWO32) + TWO32) % TWO32;
+        lo += rl;
+        hi += Math.floor((rp - rl) / TWO32);
+      }
+      const base = this.mBase, index = this.mIndex, scale = this.mScale;
+      if (base >= 0) {
+        lo += c.r[base] >>> 0;
+        hi += c.r[base + 16];
+      }
+      if (index >= 0) {
+        let il = c.r[index] >>> 0, ih = c.r[index + 16];
+        if (scale) {
+          ih = (ih << scale) | (il >>> (32 - scale));
+          il = (il << scale) >>> 0;
+        }
+        lo += il;
+        hi += ih;
+      }
+      const carry = Math.floor(lo / TWO32);
+      lo -= carry * TWO32;
+      hi = (hi + carry) | 0;
+      if (sz === 8) c.setReg(8, this.reg, lo | 0, hi);
+      else c.setReg(sz, this.reg, sz === 2 ? lo & 0xffff : lo | 0, 0);
+      return;
+    }
+    const ea = this.ea;
+    if (sz === 8) c.setReg(8, this.reg, ea | 0, 0);
+    else c.setReg(sz, this.reg, sz === 2 ? ea & 0xffff : ea | 0, 0);
   }
 
   loadFarPtr(s: number): void {
@@ -1443,171 +1461,6 @@ export class Interp {
     const zsp = c.zf() | c.sf() | c.pf();
     c.ccOp = CC_EAGER;
     c.flags = f | zsp;
-  }
-
-  // ------------------------------------------------------------ strings
-
-  string(b: number): void {
-    const c = this.c;
-    const sz = b & 1 ? this.opsz : 1;
-    const d = c.flags & F_DF ? -sz : sz;
-    const rep = this.rep;
-    const kind = b & 0xfe;
-    let budget = 4096;
-    for (;;) {
-      if (rep && this.count() === 0) return;
-      switch (kind) {
-        case 0xa4: {
-          if (rep && d > 0 && this.fastMovs(sz)) break;
-          const v = c.rd(sz, this.lin(DS, this.getA(6)));
-          c.wr(sz, this.linES(this.getA(7)), v, c.hi);
-          this.addA(6, d);
-          this.addA(7, d);
-          break;
-        }
-        case 0xaa: {
-          if (rep && d > 0 && this.fastStos(sz)) break;
-          const v = c.getReg(sz, 0);
-          c.wr(sz, this.linES(this.getA(7)), v, c.hi);
-          this.addA(7, d);
-          break;
-        }
-        case 0xac: {
-          const v = c.rd(sz, this.lin(DS, this.getA(6)));
-          if (sz === 1) c.r[0] = (c.r[0] & ~0xff) | v;
-          else c.setReg(sz, 0, v, c.hi);
-          this.addA(6, d);
-          break;
-        }
-        case 0xa6: {
-          const a = c.rd(sz, this.lin(DS, this.getA(6)));
-          const ah = c.hi;
-          const bb = c.rd(sz, this.linES(this.getA(7)));
-          alu(c, ALU_CMP, sz, a, ah, bb, c.hi);
-          this.addA(6, d);
-          this.addA(7, d);
-          break;
-        }
-        default: {
-          // SCAS
-          const bb = c.rd(sz, this.linES(this.getA(7)));
-          const bh = c.hi;
-          const a = c.getReg(sz, 0);
-          alu(c, ALU_CMP, sz, a, c.hi, bb, bh);
-          this.addA(7, d);
-          break;
-        }
-      }
-      if (!rep) return;
-      this.addA(1, -1);
-      if (kind === 0xa6 || kind === 0xae) {
-        const z = c.zf() !== 0;
-        if (rep === 1 ? !z : z) return;
-      }
-      if (this.count() === 0) return;
-      if (--budget === 0) {
-        // Resume later at the same instruction so interrupts and timers can run.
-        c.ip = c.startIp;
-        return;
-      }
-    }
-  }
-
-  /** REP MOVS fast path within one page pair of RAM; returns false to take the slow path. */
-  fastMovs(sz: number): boolean {
-    const c = this.c;
-    const src = this.lin(DS, this.getA(6));
-    const dst = this.linES(this.getA(7));
-    let n = this.count();
-    const srcRoom = Math.floor((4096 - (src % 4096 + 4096) % 4096) / sz);
-    const dstRoom = Math.floor((4096 - (dst % 4096 + 4096) % 4096) / sz);
-    n = Math.min(n, srcRoom, dstRoom);
-    if (n < 2) return false;
-    const so = this.ramOff(src, 0), dO = this.ramOff(dst, 1);
-    if (so < 0 || dO < 0) return false;
-    const bytes = n * sz;
-    // Overlapping forward copies with dst > src must replicate byte by byte semantics.
-    if (dO > so && dO < so + bytes) return false;
-    c.u8.copyWithin(dO, so, so + bytes);
-    c.codeWrite(dO);
-    this.addA(6, bytes);
-    this.addA(7, bytes);
-    this.addA(1, -(n - 1));
-    return true;
-  }
-
-  fastStos(sz: number): boolean {
-    const c = this.c;
-    const dst = this.linES(this.getA(7));
-    let n = this.count();
-    const dstRoom = Math.floor((4096 - (dst % 4096 + 4096) % 4096) / sz);
-    n = Math.min(n, dstRoom);
-    if (n < 2) return false;
-    const dO = this.ramOff(dst, 1);
-    if (dO < 0) return false;
-    const r = c.r;
-    const bytes = n * sz;
-    if (sz === 1) c.u8.fill(r[0] & 0xff, dO, dO + bytes);
-    else if (
-      (sz === 4 && r[0] === 0) || (sz === 8 && r[0] === 0 && r[16] === 0) ||
-      (sz === 2 && (r[0] & 0xffff) === 0)
-    ) {
-      c.u8.fill(0, dO, dO + bytes);
-    } else {
-      for (let i = 0; i < n; i++) {
-        const p = dO + i * sz;
-        if (sz === 2) c.dv.setUint16(p, r[0], true);
-        else {
-          c.dv.setInt32(p, r[0], true);
-          if (sz === 8) c.dv.setInt32(p + 4, r[16], true);
-        }
-      }
-    }
-    c.codeWrite(dO);
-    this.addA(7, bytes);
-    this.addA(1, -(n - 1));
-    return true;
-  }
-
-  /** u8 offset of linear `la` for a read (0) or write (1) through the TLB (filling it), or -1. */
-  ramOff(la: number, acc: number): number {
-    const c = this.c;
-    if (acc === 1) c.checkW(la);
-    else c.rd8(la);
-    const vpn = Math.floor(la / 4096);
-    const i = vpn & 4095;
-    if (c.tlbTag[i] !== vpn) return -1;
-    if (acc === 1 && !(c.tlbPerm[i] & c.wrMask)) return -1;
-    return c.tlbOff[i] + (la - vpn * 4096);
-  }
-
-  stringIo(b: number): void {
-    const c = this.c;
-    const sz = b & 1 ? (this.opsz === 2 ? 2 : 4) : 1;
-    const d = c.flags & F_DF ? -sz : sz;
-    const port = c.r[2] & 0xffff;
-    sys.checkIo(c, port, sz);
-    let budget = 1024;
-    for (;;) {
-      if (this.rep && this.count() === 0) break;
-      if (b < 0x6e) {
-        const v = c.board.io.read(port, sz as 1 | 2 | 4);
-        c.wr(sz, this.linES(this.getA(7)), v, 0);
-        this.addA(7, d);
-      } else {
-        const v = c.rd(sz, this.lin(DS, this.getA(6)));
-        c.board.io.write(port, sz as 1 | 2 | 4, sz === 4 ? v >>> 0 : v);
-        this.addA(6, d);
-      }
-      if (!this.rep) break;
-      this.addA(1, -1);
-      if (this.count() === 0) break;
-      if (--budget === 0) {
-        c.ip = c.startIp;
-        break;
-      }
-    }
-    c.brk = true;
   }
 
   // ------------------------------------------------------------ 0F map

@@ -2,9 +2,28 @@
  * The software x86-64 CPU (`-accel tcg`): an interpreter of real, protected and long mode with
  * 4-level paging, driven by a run loop that interleaves vCPUs, fires the virtual clock's timers,
  * delivers LAPIC interrupts, sleeps on HLT and yields to the JS event loop every few milliseconds.
+ *
+ * Files: cpu.ts (state, lazy flags, TLB/paging, memory), interp.ts (decoder + integer ISA),
+ * alu.ts, string.ts, system.ts (segments, interrupts, MSRs, CRs), sse.ts (SSE2/x87/FXSAVE),
+ * cpuid.ts (CPU model), translate.ts + threaded.ts (optional block translator), disasm.ts (in_asm),
+ * harness.ts + run_linux.ts (stand-alone boot without devices/).
+ *
+ * @example
+ * ```ts ignore
+ * const accel = new SoftCpuAccelerator({ log: (m) => console.error(m) });
+ * accel.init(board.accelBoard(), boot.entry);   // entry from core/boot loadLinux()
+ * const exit = await accel.run();               // { kind: "shutdown", reason: "triple-fault" } ...
+ * ```
  * @module
  */
-import type { AccelBoard, Accelerator, CpuEntryState, CpuRegisters, RunExit, SegmentState } from "../accel.ts";
+import type {
+  AccelBoard,
+  Accelerator,
+  CpuEntryState,
+  CpuRegisters,
+  RunExit,
+  SegmentState,
+} from "../accel.ts";
 import { Cpu, CpuFault, CS, DS, ES, EXC_NMI, F_IF, FS, GS, LDTR, SS, TR } from "./cpu.ts";
 import { Interp } from "./interp.ts";
 import { Translator } from "./translate.ts";
@@ -19,9 +38,13 @@ export interface SoftCpuOptions {
   log?: (msg: string) => void;
   /** Per-instruction trace hook (`-d in_asm`-like; slow). */
   trace?: (cpu: number, rip: number) => void;
+  /** `-d in_asm`-like: receives a disassembled line for every executed instruction (slow; disables translation). */
+  inAsm?: (line: string) => void;
   /** Log every interrupt/exception delivered (`-d int`). */
   logInterrupts?: boolean;
-  /** Use the block translator for hot 64-bit code (default true). */
+  /** Called with (vCPU, rip) about every 512 instructions: a sampling profiler hook. */
+  sample?: (cpu: number, rip: number) => void;
+  /** Use the threaded-code block translator for hot 64-bit code (default false). */
   translate?: boolean;
   /** Host milliseconds to run before yielding to the event loop (default 4). */
   sliceMs?: number;
@@ -33,7 +56,6 @@ interface SteppedClock {
 }
 
 const SEG_KEYS = ["es", "cs", "ss", "ds", "fs", "gs"] as const;
-const TWO32 = 4294967296;
 
 /** The `-accel tcg` accelerator: a software x86-64 CPU per vCPU. */
 export class SoftCpuAccelerator implements Accelerator {
@@ -54,6 +76,27 @@ export class SoftCpuAccelerator implements Accelerator {
   /** The vCPU objects (tests, debugging). */
   get cpus(): readonly Cpu[] {
     return this.#cpus;
+  }
+
+  /** Blocks compiled by the translator (all vCPUs). */
+  get translatedBlocks(): number {
+    let n = 0;
+    for (const t of this.#trs) n += t.compiled;
+    return n;
+  }
+
+  /** Instructions retired inside translated blocks (all vCPUs). */
+  get translatedInstructions(): number {
+    let n = 0;
+    for (const t of this.#trs) n += t.executed;
+    return n;
+  }
+
+  /** Blocks dropped after their code changed (all vCPUs). */
+  get invalidatedBlocks(): number {
+    let n = 0;
+    for (const t of this.#trs) n += t.invalidated;
+    return n;
   }
 
   /** Total instructions retired by all vCPUs. */
@@ -80,7 +123,8 @@ export class SoftCpuAccelerator implements Accelerator {
       this.#cpus.push(c);
       this.#interps.push(it);
       const xl = new Translator();
-      if (this.#opts.translate === false || this.#opts.trace) xl.enabled = false;
+      // Off by default: on the Linux boot its gain did not beat measurement noise (see translate.ts).
+      if (this.#opts.translate !== true || this.#opts.trace) xl.enabled = false;
       this.#trs.push(xl);
     }
     this.reset(entry);
@@ -117,6 +161,19 @@ export class SoftCpuAccelerator implements Accelerator {
     if (this.#running) return { kind: "internal-error", message: "already running" };
     this.#running = true;
     this.#stop = false;
+    const inAsm = this.#opts.inAsm;
+    if (inAsm) {
+      const { Disassembler } = await import("./disasm.ts");
+      const d = new Disassembler();
+      this.#interps.forEach((it, i) => {
+        const tr = this.#opts.trace;
+        it.trace = (c) => {
+          tr?.(i, c.rip);
+          inAsm(`cpu${i} ${d.line(c)}`);
+        };
+      });
+      for (const t of this.#trs) t.enabled = false;
+    }
     const chan = new MessageChannel();
     let resolveYield: (() => void) | null = null;
     chan.port1.onmessage = () => {
@@ -130,6 +187,10 @@ export class SoftCpuAccelerator implements Accelerator {
         chan.port2.postMessage(0);
       });
     const clock = board.clock as unknown as SteppedClock;
+    // LAPICs that can wake a halted vCPU (devices/lapic.ts `onWake`) end the HLT sleep at once.
+    for (const l of board.lapics) {
+      if ("onWake" in l) (l as { onWake: (() => void) | null }).onWake = () => this.#wake?.();
+    }
     const sliceMs = this.#opts.sliceMs ?? 4;
     try {
       for (;;) {
@@ -202,22 +263,26 @@ export class SoftCpuAccelerator implements Accelerator {
           const vec = lapic.acknowledge();
           if (vec >= 0) {
             c.halted = false;
-            if (this.#opts.logInterrupts) this.#opts.log?.(`cpu${i}: interrupt 0x${vec.toString(16)} at ${c.rip.toString(16)}`);
+            if (this.#opts.logInterrupts) {
+              this.#opts.log?.(`cpu${i}: interrupt 0x${vec.toString(16)} at ${c.rip.toString(16)}`);
+            }
             if (!this.#deliver(c, vec)) return -1;
           }
         }
       }
       if (c.halted) return 1;
       const n = c.intShadow ? 1 : budget < 512 ? budget : 512;
+      this.#opts.sample?.(i, c.rip);
       c.intShadow = false;
       let k = 0;
       try {
         while (k < n) {
-          const m = tr.run(c);
+          const m = c.atBranch ? tr.run(c) : 0;
           if (m > 0) {
             c.icount += m;
             k += m;
           } else {
+            c.atBranch = false;
             it.step();
             k++;
           }
@@ -229,8 +294,11 @@ export class SoftCpuAccelerator implements Accelerator {
       } catch (e) {
         if (!(e instanceof CpuFault)) throw e;
         if (this.#opts.logInterrupts) {
-          this.#opts.log?.(`cpu${i}: exception ${e.vec} err ${e.err} at ${c.rip.toString(16)} cr2=${c.cr2.toString(16)}`);
+          this.#opts.log?.(
+            `cpu${i}: exception ${e.vec} err ${e.err} at ${c.rip.toString(16)} cr2=${c.cr2.toString(16)}`,
+          );
         }
+        c.atBranch = true;
         if (!raise(c, e.vec, e.err)) {
           this.#opts.log?.(`cpu${i}: triple fault at ${c.rip.toString(16)}`);
           return -1;
@@ -244,6 +312,7 @@ export class SoftCpuAccelerator implements Accelerator {
   }
 
   #deliver(c: Cpu, vec: number): boolean {
+    c.atBranch = true;
     try {
       deliver(c, vec, -1, c.rip, 0);
       return true;
@@ -273,7 +342,24 @@ function loadSegState(c: Cpu, i: number, s: SegmentState): void {
 
 /** Apply a boot loader's entry state to vCPU c. */
 export function applyEntry(c: Cpu, e: CpuEntryState): void {
-  const names = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
+  const names = [
+    "rax",
+    "rcx",
+    "rdx",
+    "rbx",
+    "rsp",
+    "rbp",
+    "rsi",
+    "rdi",
+    "r8",
+    "r9",
+    "r10",
+    "r11",
+    "r12",
+    "r13",
+    "r14",
+    "r15",
+  ];
   names.forEach((n, i) => {
     const v = BigInt.asUintN(64, e.regs[n] ?? 0n);
     c.r[i] = Number(v & 0xffffffffn) | 0;
@@ -305,7 +391,24 @@ export function applyEntry(c: Cpu, e: CpuEntryState): void {
 
 /** Snapshot of vCPU c's registers. */
 export function cpuRegisters(c: Cpu): CpuRegisters {
-  const names = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"];
+  const names = [
+    "rax",
+    "rcx",
+    "rdx",
+    "rbx",
+    "rsp",
+    "rbp",
+    "rsi",
+    "rdi",
+    "r8",
+    "r9",
+    "r10",
+    "r11",
+    "r12",
+    "r13",
+    "r14",
+    "r15",
+  ];
   const gpr: Record<string, bigint> = {};
   names.forEach((n, i) => {
     gpr[n] = (BigInt(c.r[i + 16] >>> 0) << 32n) | BigInt(c.r[i] >>> 0);
@@ -314,7 +417,8 @@ export function cpuRegisters(c: Cpu): CpuRegisters {
   gpr.rflags = BigInt(c.getFlags() >>> 0);
   const seg = (i: number): SegmentState => ({
     selector: c.segSel[i],
-    base: c.segBase[i] < 0 ? c.segBase[i] + TWO32 * TWO32 : c.segBase[i],
+    // Sign-extended canonical addresses stay exact as negative numbers (BigInt.asUintN(64, …) reads them).
+    base: c.segBase[i],
     limit: c.segLimit[i],
     attrs: c.segAttr[i],
   });

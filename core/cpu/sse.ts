@@ -4,7 +4,7 @@
  * uses, and FXSAVE/FXRSTOR (SDM vol. 1 ch. 10-11, vol. 2).
  * @module
  */
-import { CC_EAGER, CR0_EM, CR0_TS, type Cpu, EXC_NM, F_AF, F_CF, F_OF, F_PF, F_SF, F_ZF } from "./cpu.ts";
+import { CC_EAGER, type Cpu, CR0_EM, CR0_TS, EXC_NM, F_AF, F_CF, F_OF, F_PF, F_SF, F_ZF } from "./cpu.ts";
 import type { Interp } from "./interp.ts";
 
 const TWO32 = 4294967296;
@@ -108,7 +108,8 @@ export function execSse(it: Interp, b: number): void {
   }
   checkSse(c);
   // Opcodes with an imm8 after ModRM.
-  const immOps = b === 0x70 || b === 0x71 || b === 0x72 || b === 0x73 || b === 0xc2 || b === 0xc6 || b === 0xc4 ||
+  const immOps = b === 0x70 || b === 0x71 || b === 0x72 || b === 0x73 || b === 0xc2 || b === 0xc6 ||
+    b === 0xc4 ||
     b === 0xc5 || b === 0x3a;
   if (b === 0x38 || b === 0x3a) it.unimpl(`0f ${b.toString(16)} (SSSE3/SSE4)`);
   const mmx = p !== 0x66 && p !== 0xf2 && p !== 0xf3 && b >= 0x60 && b !== 0x7e && b !== 0x7f && b !== 0x70 &&
@@ -330,7 +331,13 @@ export function execSse(it: Interp, b: number): void {
       loadSrc(it, s, 16);
       const t = xv(c).t;
       const high = b >= 0x68 && b !== 0x6c;
-      const esz = b === 0x60 || b === 0x68 ? 1 : b === 0x61 || b === 0x69 ? 2 : b === 0x62 || b === 0x6a ? 4 : 8;
+      const esz = b === 0x60 || b === 0x68
+        ? 1
+        : b === 0x61 || b === 0x69
+        ? 2
+        : b === 0x62 || b === 0x6a
+        ? 4
+        : 8;
       const half = 8 / esz;
       const off = high ? 8 : 0;
       const du8 = x.u8, base = di * 16;
@@ -485,13 +492,17 @@ export function execSse(it: Interp, b: number): void {
       const base = di * 16;
       const sub = b >= 0xf8 && b <= 0xfb;
       if (b === 0xf8 || b === 0xfc) {
-        for (let i = 0; i < 16; i++) x.u8[base + i] = sub ? x.u8[base + i] - s.u8[i] : x.u8[base + i] + s.u8[i];
+        for (let i = 0; i < 16; i++) {
+          x.u8[base + i] = sub ? x.u8[base + i] - s.u8[i] : x.u8[base + i] + s.u8[i];
+        }
       } else if (b === 0xf9 || b === 0xfd) {
         for (let i = 0; i < 8; i++) {
           x.u16[base / 2 + i] = sub ? x.u16[base / 2 + i] - s.u16[i] : x.u16[base / 2 + i] + s.u16[i];
         }
       } else if (b === 0xfa || b === 0xfe) {
-        for (let i = 0; i < 4; i++) x.i32[d + i] = sub ? (x.i32[d + i] - s.i32[i]) | 0 : (x.i32[d + i] + s.i32[i]) | 0;
+        for (let i = 0; i < 4; i++) {
+          x.i32[d + i] = sub ? (x.i32[d + i] - s.i32[i]) | 0 : (x.i32[d + i] + s.i32[i]) | 0;
+        }
       } else {
         for (let i = 0; i < 4; i += 2) {
           const alo = x.i32[d + i] >>> 0, blo = s.i32[i] >>> 0;

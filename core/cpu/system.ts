@@ -7,6 +7,7 @@
 import { cpuid } from "./cpuid.ts";
 import {
   CC_EAGER,
+  type Cpu,
   CpuFault,
   CR0_PE,
   CR0_PG,
@@ -15,7 +16,6 @@ import {
   CR4_PGE,
   CR4_PSE,
   CS,
-  type Cpu,
   DS,
   EFER_LMA,
   EFER_LME,
@@ -598,9 +598,8 @@ export function exec0fSystem(it: Interp, b: number): void {
     }
     case 0x31: {
       if (c.cpl && (c.cr4 & 0x4)) c.gp(0);
-      const t = c.tsc();
-      r[0] = Number(t & 0xffffffffn) | 0;
-      r[2] = Number(t >> 32n) | 0;
+      r[0] = c.tscLo();
+      r[2] = c.hi;
       r[16] = r[18] = 0;
       c.brk = true;
       return;
@@ -614,7 +613,11 @@ export function exec0fSystem(it: Interp, b: number): void {
       return;
     }
     case 0x33:
-      r[0] = r[2] = r[16] = r[18] = 0;
+      r[0] =
+        r[2] =
+        r[16] =
+        r[18] =
+          0;
       return;
     case 0x34:
     case 0x35:
@@ -626,7 +629,11 @@ export function exec0fSystem(it: Interp, b: number): void {
       r[3] = res[1];
       r[1] = res[2];
       r[2] = res[3];
-      r[16] = r[19] = r[17] = r[18] = 0;
+      r[16] =
+        r[19] =
+        r[17] =
+        r[18] =
+          0;
       return;
     }
   }
@@ -811,9 +818,8 @@ function group7(it: Interp): void {
         return;
       case 0o71: {
         // rdtscp
-        const t = c.tsc();
-        r[0] = Number(t & 0xffffffffn) | 0;
-        r[2] = Number(t >> 32n) | 0;
+        r[0] = c.tscLo();
+        r[2] = c.hi;
         r[1] = c.tscAux;
         r[16] = r[18] = r[17] = 0;
         c.brk = true;
@@ -1007,11 +1013,17 @@ export function rdmsr(c: Cpu, msr: number): bigint | undefined {
     case MSR_TSC_AUX:
       return BigInt(c.tscAux >>> 0);
   }
-  if (msr === MSR_MTRR_DEF_TYPE || (msr >= 0x200 && msr <= 0x20f) || msr === 0x250 || msr === 0x258 || msr === 0x259 || (msr >= 0x268 && msr <= 0x26f)) {
+  if (
+    msr === MSR_MTRR_DEF_TYPE || (msr >= 0x200 && msr <= 0x20f) || msr === 0x250 || msr === 0x258 ||
+    msr === 0x259 || (msr >= 0x268 && msr <= 0x26f)
+  ) {
     return c.mtrr.get(msr) ?? 0n;
   }
   // AMD perf counters, HWCR, interrupt-pending, DE_CFG, NB_CFG, OSVW: read as zero.
-  if ((msr >= 0xc0010000 && msr <= 0xc0010007) || msr === 0xc0010015 || msr === 0xc0010055 || msr === 0xc0011029 || msr === 0xc001001f || msr === 0xc0010140 || msr === 0xc0010141) {
+  if (
+    (msr >= 0xc0010000 && msr <= 0xc0010007) || msr === 0xc0010015 || msr === 0xc0010055 ||
+    msr === 0xc0011029 || msr === 0xc001001f || msr === 0xc0010140 || msr === 0xc0010141
+  ) {
     return 0n;
   }
   return undefined;
@@ -1022,12 +1034,13 @@ export function wrmsr(c: Cpu, msr: number, v: bigint): boolean {
   for (const h of c.board.msrHandlers) if (h.handles(msr)) return h.write(c.index, msr, v);
   if (c.lapic && (msr === MSR_APIC_BASE || msr === MSR_TSC_DEADLINE || (msr >= 0x800 && msr <= 0x8ff))) {
     const ok = c.lapic.writeMsr(msr, v);
-    c.flushTlb();
+    // The xAPIC page may have moved or been disabled: TLB entries must not cover it.
+    if (msr === MSR_APIC_BASE) c.flushTlb();
     return ok;
   }
   switch (msr) {
     case MSR_TSC:
-      c.tscOffset = v - (c.tsc() - c.tscOffset);
+      c.tscOffsetNum += Number(BigInt.asIntN(64, v - c.tsc()));
       return true;
     case MSR_APIC_BASE:
       c.apicBaseFallback = v;
@@ -1086,11 +1099,16 @@ export function wrmsr(c: Cpu, msr: number, v: bigint): boolean {
       c.tscAux = Number(v & 0xffffffffn) | 0;
       return true;
   }
-  if (msr === MSR_MTRR_DEF_TYPE || (msr >= 0x200 && msr <= 0x20f) || msr === 0x250 || msr === 0x258 || msr === 0x259 || (msr >= 0x268 && msr <= 0x26f)) {
+  if (
+    msr === MSR_MTRR_DEF_TYPE || (msr >= 0x200 && msr <= 0x20f) || msr === 0x250 || msr === 0x258 ||
+    msr === 0x259 || (msr >= 0x268 && msr <= 0x26f)
+  ) {
     c.mtrr.set(msr, v);
     return true;
   }
-  if ((msr >= 0xc0010000 && msr <= 0xc0010007) || msr === 0xc0010015 || msr === 0xc0011029 || msr === 0xc001001f) {
+  if (
+    (msr >= 0xc0010000 && msr <= 0xc0010007) || msr === 0xc0010015 || msr === 0xc0011029 || msr === 0xc001001f
+  ) {
     return true;
   }
   return false;

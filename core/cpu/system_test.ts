@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { CODE, getReg, installTables, longModeCpu, runUntil, setReg } from "./_testcpu.ts";
 import { CpuFault, EXC_GP, EXC_PF, EXC_UD } from "./cpu.ts";
-import { raise } from "./system.ts";
+import { raise, wrmsr } from "./system.ts";
+import { Cpu } from "./cpu.ts";
+import { ManualClock } from "../../tests/fakes.ts";
 import { cpuid } from "./cpuid.ts";
 import { makeHarnessBoard } from "./harness.ts";
 import { Interp, SoftCpuAccelerator } from "./mod.ts";
@@ -119,7 +121,12 @@ Deno.test("cpuid advertises the KVM signature, kvmclock and the TSC frequency", 
 Deno.test("Interp runs 16-bit real-mode code with 16-bit addressing", () => {
   const { board, ram } = makeHarnessBoard({ ramBytes: 1 << 20 });
   const accel = new SoftCpuAccelerator();
-  const seg = (selector: number, attrs: number): SegmentState => ({ selector, base: selector * 16, limit: 0xffff, attrs });
+  const seg = (selector: number, attrs: number): SegmentState => ({
+    selector,
+    base: selector * 16,
+    limit: 0xffff,
+    attrs,
+  });
   const entry: CpuEntryState = {
     regs: { rip: 0x100n, rflags: 2n, rsp: 0xfffen },
     cs: seg(0x1000, 0x9b),
@@ -139,7 +146,29 @@ Deno.test("Interp runs 16-bit real-mode code with 16-bit addressing", () => {
   };
   accel.init(board, entry);
   // mov bx, 0x10; mov si, 4; mov ax, [bx+si+2]; add ax, 1; mov [0x20], ax; push ax; pop cx; hlt
-  ram.write(0x10100, new Uint8Array([0xbb, 0x10, 0x00, 0xbe, 0x04, 0x00, 0x8b, 0x40, 0x02, 0x05, 0x01, 0x00, 0xa3, 0x20, 0x00, 0x50, 0x59, 0xf4]));
+  ram.write(
+    0x10100,
+    new Uint8Array([
+      0xbb,
+      0x10,
+      0x00,
+      0xbe,
+      0x04,
+      0x00,
+      0x8b,
+      0x40,
+      0x02,
+      0x05,
+      0x01,
+      0x00,
+      0xa3,
+      0x20,
+      0x00,
+      0x50,
+      0x59,
+      0xf4,
+    ]),
+  );
   ram.writeU16(0x20016, 0x1234);
   const c = accel.cpus[0];
   const it = new Interp(c);
@@ -227,7 +256,10 @@ Deno.test("SoftCpuAccelerator wakes from HLT and delivers a LAPIC interrupt", as
   installTables(accel.cpus[0], ram);
   ram.write(CODE, new Uint8Array([0xf4, 0xeb, 0xfd])); // hlt; jmp hlt
   // Handler for 0x30: ud2 with IDT vector 6 -> hlt... use a triple fault to end the run.
-  ram.write(0x20000 + 0x30 * 16, new Uint8Array([0xc7, 0x04, 0x25, 0x00, 0x90, 0x00, 0x00, 0x2a, 0x00, 0x00, 0x00, 0xf4]));
+  ram.write(
+    0x20000 + 0x30 * 16,
+    new Uint8Array([0xc7, 0x04, 0x25, 0x00, 0x90, 0x00, 0x00, 0x2a, 0x00, 0x00, 0x00, 0xf4]),
+  );
   stop = () => accel.requestStop();
   board.clock.timer(() => {
     pending = true;
@@ -236,4 +268,23 @@ Deno.test("SoftCpuAccelerator wakes from HLT and delivers a LAPIC interrupt", as
   assert.deepEqual(exit, { kind: "paused" });
   assert.equal(acked, 1);
   assert.equal(ram.readU32(0x9000), 42);
+});
+
+Deno.test("Cpu RDTSC follows the clock (TSC = ns × kHz / 1e6) and WRMSR TSC offsets it", () => {
+  const clock = new ManualClock();
+  const { board, ram } = makeHarnessBoard({ ramBytes: 4 << 20, clock });
+  (board as { tscKhz: number }).tscKhz = 2_500_000;
+  const c = new Cpu(board, 0);
+  const it = new Interp(c);
+  ram.write(0x1000, new Uint8Array([0x0f, 0x31, 0x0f, 0x31]));
+  c.segBase[1] = 0;
+  c.rip = 0x1000;
+  clock.set(5_000_000_000_123);
+  it.step();
+  const t = (BigInt(c.r[2] >>> 0) << 32n) | BigInt(c.r[0] >>> 0);
+  assert.equal(t, 5_000_000_000_123n * 2_500_000n / 1_000_000n);
+  assert.ok(wrmsr(c, 0x10, 1000n));
+  it.step();
+  const t2 = (BigInt(c.r[2] >>> 0) << 32n) | BigInt(c.r[0] >>> 0);
+  assert.equal(t2, 1000n);
 });

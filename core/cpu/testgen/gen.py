@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generate core/cpu/testgen/alu_vectors.json: run each instruction natively (x86-64 host) on chosen
+"""Generate core/cpu/testgen/alu_vectors.txt: run each instruction natively (x86-64 host) on chosen
 inputs and record rax/rcx/rdx/rflags after it, plus the instruction bytes.
-Usage: python3 core/cpu/testgen/gen.py  (needs gcc; writes alu_vectors.json beside this file)."""
+Usage: python3 core/cpu/testgen/gen.py  (needs gcc; writes alu_vectors.txt beside this file)."""
 import json, os, random, subprocess, tempfile
 
 random.seed(12345)
@@ -97,7 +97,7 @@ def rnd():
 
 def inputs(kind, asm):
     out = []
-    for i in range(48):
+    for i in range(32):
         a, c, d = rnd(), rnd(), rnd()
         f = random.choice([0, ALL]) if i < 4 else random.getrandbits(12) & ALL
         if kind == 'count':
@@ -174,9 +174,13 @@ for line in out:
         k += 1
         ra, rc, rd, rf = line.split()[1:]
         cur['cases'].append([f'{a:x}', f'{c:x}', f'{d:x}', f'{f:x}', ra, rc, rd, rf])
-path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'alu_vectors.json')
+path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'alu_vectors.txt')
 with open(path, 'w') as fp:
-    fp.write('{"source": "core/cpu/testgen/gen.py run natively on x86-64 (AMD EPYC)", "vectors": [\n')
-    fp.write(',\n'.join(json.dumps(v, separators=(',', ':')) for v in vectors))
-    fp.write('\n]}\n')
+    # Plain text so formatters leave it alone. "I <flagMask> <bytes> <asm>" then one "C" line per case:
+    # inputs rax rcx rdx rflags, then outputs rax rcx rdx rflags (hex).
+    fp.write('# core/cpu/testgen/gen.py run natively on x86-64 (AMD EPYC); regenerate with python3 core/cpu/testgen/gen.py\n')
+    for v in vectors:
+        fp.write(f"I {v['flagMask']} {v['bytes']} {v['asm'].replace(chr(10), ';')}\n")
+        for k in v['cases']:
+            fp.write('C ' + ' '.join(k) + '\n')
 print(len(vectors), 'instructions,', sum(len(v['cases']) for v in vectors), 'cases')
