@@ -29,7 +29,9 @@ function expectedSums(dir: string): Map<string, string> {
 }
 
 async function gunzip(data: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("gzip"));
+  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+    new DecompressionStream("gzip"),
+  );
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
@@ -45,12 +47,14 @@ export async function guestFile(name: string): Promise<string> {
   } catch {
     // fall through to the compressed copy
   }
-  const cached = dir + "cache/" + name;
-  try {
-    Deno.statSync(cached);
-    return cached;
-  } catch {
-    // unpack below
+  for (const cacheDir of cacheDirs(dir)) {
+    try {
+      const cached = cacheDir + name;
+      Deno.statSync(cached);
+      return cached;
+    } catch {
+      // not unpacked there yet
+    }
   }
   const packed = Deno.readFileSync(dir + name + ".gz");
   const data = await gunzip(packed);
@@ -58,9 +62,28 @@ export async function guestFile(name: string): Promise<string> {
   if (want && await sha256Hex(data) !== want) {
     throw new Error(`Default guest file '${name}' does not match guest/SHA256SUMS`);
   }
-  Deno.mkdirSync(dir + "cache", { recursive: true });
-  const tmp = `${cached}.${Deno.pid}.tmp`;
-  Deno.writeFileSync(tmp, data);
-  Deno.renameSync(tmp, cached);
-  return cached;
+  let lastErr: unknown = null;
+  for (const cacheDir of cacheDirs(dir)) {
+    // guest/cache/ in a checkout; a user cache directory for a compiled binary (its guest/ is read-only).
+    try {
+      Deno.mkdirSync(cacheDir, { recursive: true });
+      const cached = cacheDir + name;
+      const tmp = `${cached}.${Deno.pid}.tmp`;
+      Deno.writeFileSync(tmp, data);
+      Deno.renameSync(tmp, cached);
+      return cached;
+    } catch (e) {
+      lastErr = e;
+    }
+  }
+  throw new Error(`Cannot unpack default guest file '${name}': ${(lastErr as Error)?.message}`);
+}
+
+function cacheDirs(dir: string): string[] {
+  const dirs = [dir + "cache/"];
+  const home = Deno.env.get("XDG_CACHE_HOME") ??
+    (Deno.env.get("HOME") ? `${Deno.env.get("HOME")}/.cache` : null);
+  if (home) dirs.push(`${home}/microvm-ts/`);
+  dirs.push("/tmp/microvm-ts-cache/");
+  return dirs;
 }
