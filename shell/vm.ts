@@ -351,6 +351,25 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
   }
   const drives: BlockBackend[] = [];
   const netdevs = new Map<string, NetBackend>();
+  // Every -drive is opened at start-up, used or not, as QEMU does (a bad image is an error either way).
+  const opened = new Map<string, BlockBackend>();
+  for (const d of cfg.drives) {
+    const b = openBlockFile(d.file, {
+      readOnly: d.readOnly,
+      snapshot: d.snapshot,
+      cache: d.cache.noFlush
+        ? "unsafe"
+        : d.cache.direct
+        ? (d.cache.writeback ? "none" : "directsync")
+        : d.cache.writeback
+        ? "writeback"
+        : "writethrough",
+      ...(d.format ? { format: d.format } : {}),
+      id: d.id,
+    });
+    drives.push(b);
+    opened.set(d.id, b);
+  }
   let machineRef: Microvm | null = null;
   const accel = await makeAccelerator(cfg, log, () => machineRef);
   for (const n of cfg.netdevs) netdevs.set(n.id, await openNetdev(n));
@@ -371,20 +390,8 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
       return c;
     },
     drive: (d) => {
-      const b = openBlockFile(d.file, {
-        readOnly: d.readOnly,
-        snapshot: d.snapshot,
-        cache: d.cache.noFlush
-          ? "unsafe"
-          : d.cache.direct
-          ? (d.cache.writeback ? "none" : "directsync")
-          : d.cache.writeback
-          ? "writeback"
-          : "writethrough",
-        ...(d.format ? { format: d.format } : {}),
-        id: d.id,
-      });
-      drives.push(b);
+      const b = opened.get(d.id);
+      if (!b) throw new UserError(`Property 'virtio-blk-device.drive' can't find value '${d.id}'`);
       return b;
     },
     netdev: (id: string): NetBackend => {
