@@ -1,0 +1,262 @@
+/**
+ * The fuzzing loop (QEMU generic-fuzz without libFuzzer): generate or mutate an op sequence, run it on a
+ * fresh machine, keep it when it reaches new coverage, minimize and record every new finding.
+ * @module
+ */
+import { Prng } from "../_prng.ts";
+import type { Op } from "./input.ts";
+import { buildFuzzMachine, type Finding, FUZZ_ARGV, type FuzzMachine, resetFuzzMachine } from "./machine.ts";
+import { findingKey, runOps } from "./exec.ts";
+import { devicesById, stateFeature, V8Coverage } from "./coverage.ts";
+import { OpGen, selectTargets, type Target } from "./gen.ts";
+import { minimize } from "./minimize.ts";
+
+/** Coverage feedback kind. */
+export type CoverageKind = "v8" | "state";
+
+/** Options of `new Fuzzer`. */
+export interface FuzzOptions {
+  /** `--target` names ([] or ["all"]: everything). */
+  targets: readonly string[];
+  seed: number;
+  /** Stop after this many executions. */
+  runs?: number;
+  /** Stop after this many seconds (host time). */
+  timeSec?: number;
+  coverage: CoverageKind;
+  /** Longest input in ops. Default 96. */
+  maxOps?: number;
+  /** Per-op host time budget (ms) before a "hang". Default 250. */
+  hangMs?: number;
+  /** Machine command line (default FUZZ_ARGV). */
+  argv?: readonly string[];
+  /** Inputs to start from (corpus directory, seeds). */
+  seeds?: readonly Op[][];
+  /** Progress callback, about once per `progressMs`. */
+  onProgress?: (p: FuzzProgress) => void;
+  progressMs?: number;
+  /** Host clock in ms (default performance.now). */
+  now?: () => number;
+  /** Minimize findings before reporting (default true). */
+  minimize?: boolean;
+  /** A new machine per input instead of a reset one (slower; default false). */
+  fresh?: boolean;
+  /** Called on each new machine (tests add deliberately buggy regions). */
+  prepare?: (fm: FuzzMachine) => void;
+}
+
+/** A progress sample (also the points of the coverage-over-time plot). */
+export interface FuzzProgress {
+  execs: number;
+  elapsedMs: number;
+  execsPerSec: number;
+  /** Features covered (blocks with v8, device-state signatures with state). */
+  coverage: number;
+  corpus: number;
+  findings: number;
+}
+
+/** A distinct finding with its minimized input. */
+export interface FuzzFinding {
+  finding: Finding;
+  key: string;
+  ops: Op[];
+  /** Ops before minimization. */
+  originalOps: number;
+}
+
+/** Per-device counters. */
+export interface DeviceStats {
+  device: string;
+  /** Accesses generated towards it. */
+  ops: number;
+  /** Distinct device-state signatures seen (state feedback only, else 0). */
+  states: number;
+}
+
+/** Outcome of a campaign. */
+export interface FuzzResult {
+  execs: number;
+  elapsedMs: number;
+  coverage: number;
+  corpus: Op[][];
+  findings: FuzzFinding[];
+  timeline: FuzzProgress[];
+  devices: DeviceStats[];
+  targets: Target[];
+  /** V8 block coverage of devices/ over the campaign (per-file table; the common yardstick). */
+  v8: V8Coverage;
+}
+
+/** The fuzzer. `await new Fuzzer(opts).run()`. */
+export class Fuzzer {
+  readonly #o: FuzzOptions;
+  readonly #rng: Prng;
+  readonly #now: () => number;
+  readonly #features = new Set<string>();
+  readonly #corpus: Op[][] = [];
+  readonly #findings = new Map<string, FuzzFinding>();
+  readonly #timeline: FuzzProgress[] = [];
+  readonly #devOps = new Map<string, number>();
+  readonly #devStates = new Map<string, Set<string>>();
+  #v8!: V8Coverage;
+  #gen!: OpGen;
+  #targets: Target[] = [];
+  #owner = new Map<number, string>();
+
+  constructor(opts: FuzzOptions) {
+    this.#o = opts;
+    this.#rng = new Prng(opts.seed);
+    this.#now = opts.now ?? (() => performance.now());
+  }
+
+  #pool: FuzzMachine | null = null;
+
+  #build(): FuzzMachine {
+    if (this.#o.fresh || this.#pool === null) {
+      this.#pool = buildFuzzMachine(this.#o.argv ?? FUZZ_ARGV);
+      this.#o.prepare?.(this.#pool);
+      return this.#pool;
+    }
+    resetFuzzMachine(this.#pool);
+    return this.#pool;
+  }
+
+  /** Run the campaign. */
+  async run(): Promise<FuzzResult> {
+    const o = this.#o;
+    const probe = this.#build();
+    this.#targets = selectTargets(probe, o.targets);
+    this.#gen = new OpGen(this.#targets, this.#rng, probe.vm.ram.size);
+    for (const t of this.#targets) this.#devOps.set(t.device, 0);
+    // V8 block coverage always runs: it is the feedback in "v8" mode and the common yardstick otherwise.
+    this.#v8 = new V8Coverage();
+    await this.#v8.start();
+    await this.#v8.take();
+    const maxOps = o.maxOps ?? 96;
+    const start = this.#now();
+    const runs = o.runs ?? Infinity;
+    const deadline = o.timeSec !== undefined ? start + o.timeSec * 1000 : Infinity;
+    const progressMs = o.progressMs ?? 1000;
+    let lastProgress = start;
+    let execs = 0;
+    const pending = [...(o.seeds ?? [])];
+    while (execs < runs && this.#now() < deadline) {
+      let input: Op[];
+      if (pending.length) input = pending.shift()!;
+      else if (this.#corpus.length === 0 || this.#rng.chance(0.1)) {
+        input = this.#gen.input(4 + this.#rng.below(24));
+      } else {
+        const parent = this.#pickParent();
+        const other = this.#corpus.length > 1 ? this.#rng.pick(this.#corpus) : null;
+        input = this.#gen.mutate(parent, other, maxOps);
+      }
+      await this.#exec(input, true);
+      execs++;
+      const t = this.#now();
+      if (t - lastProgress >= progressMs) {
+        lastProgress = t;
+        const p = this.#progress(execs, t - start);
+        this.#timeline.push(p);
+        o.onProgress?.(p);
+      }
+    }
+    const elapsed = this.#now() - start;
+    if (o.coverage !== "v8") await this.#v8.take();
+    await this.#v8.stop();
+    const last = this.#progress(execs, elapsed);
+    this.#timeline.push(last);
+    o.onProgress?.(last);
+    return {
+      execs,
+      elapsedMs: elapsed,
+      coverage: this.#features.size,
+      corpus: this.#corpus,
+      findings: [...this.#findings.values()],
+      timeline: this.#timeline,
+      devices: [...this.#devOps].map(([device, ops]) => ({
+        device,
+        ops,
+        states: this.#devStates.get(device)?.size ?? 0,
+      })),
+      targets: this.#targets,
+      v8: this.#v8,
+    };
+  }
+
+  /** Newer corpus entries are picked more often (they hold the latest coverage). */
+  #pickParent(): Op[] {
+    const n = this.#corpus.length;
+    const i = this.#rng.chance(0.5) ? n - 1 - this.#rng.below(Math.min(n, 8)) : this.#rng.below(n);
+    return this.#corpus[i];
+  }
+
+  #progress(execs: number, ms: number): FuzzProgress {
+    return {
+      execs,
+      elapsedMs: ms,
+      execsPerSec: ms > 0 ? execs / (ms / 1000) : 0,
+      coverage: this.#features.size,
+      corpus: this.#corpus.length,
+      findings: this.#findings.size,
+    };
+  }
+
+  #ownerOf(fm: FuzzMachine, op: Op): string | null {
+    if (op.op === "mem" || op.op === "step") return null;
+    const space = op.op === "out" || op.op === "in" ? 0 : 1;
+    for (const t of this.#targets) {
+      if ((t.space === "io" ? 0 : 1) === space && op.addr >= t.start && op.addr < t.start + t.size) {
+        return t.device;
+      }
+    }
+    void fm;
+    return null;
+  }
+
+  async #exec(input: Op[], record: boolean): Promise<void> {
+    const fm = this.#build();
+    const feats: string[] = [];
+    const state = this.#o.coverage === "state";
+    const devs = state ? devicesById(fm) : null;
+    const findings = runOps(fm, input, {
+      hangMs: this.#o.hangMs ?? 250,
+      now: this.#now,
+      afterOp: (m, op) => {
+        const owner = this.#ownerOf(m, op);
+        if (owner !== null && record) this.#devOps.set(owner, (this.#devOps.get(owner) ?? 0) + 1);
+        if (!devs) return;
+        const touched = owner !== null ? [owner] : op.op === "step" ? [...devs.keys()] : [];
+        for (const id of touched) {
+          const d = devs.get(id);
+          if (!d) continue;
+          const f = stateFeature(id, d);
+          feats.push(f);
+          let s = this.#devStates.get(id);
+          if (!s) this.#devStates.set(id, s = new Set());
+          s.add(f);
+        }
+      },
+    });
+    if (this.#o.coverage === "v8") feats.push(...await this.#v8!.take());
+    let fresh = false;
+    for (const f of feats) {
+      if (!this.#features.has(f)) {
+        this.#features.add(f);
+        fresh = true;
+      }
+    }
+    if (fresh && findings.length === 0) this.#corpus.push(input);
+    for (const f of findings) {
+      const key = findingKey(f);
+      if (this.#findings.has(key)) continue;
+      const ops = this.#o.minimize === false
+        ? input.slice(0, f.op + 1)
+        : await minimize(input.slice(0, f.op + 1), key, {
+          ...(this.#o.argv ? { argv: this.#o.argv } : {}),
+          ...(this.#o.prepare ? { prepare: this.#o.prepare } : {}),
+        });
+      this.#findings.set(key, { finding: f, key, ops, originalOps: input.length });
+    }
+  }
+}
