@@ -143,6 +143,15 @@ function ctz32(v: number): number {
 
 const U32 = 0x1_0000_0000;
 
+/**
+ * A 64-bit guest address as a JS number. Addresses of 2^53 and above lie outside any guest RAM; they are
+ * kept as MAX_SAFE_INTEGER (still outside RAM, so every access fails as it should) rather than as an
+ * inexact number that the device's own saveState could not restore (fuzzer finding virtio-mmio/001, 002).
+ */
+function guestAddr(a: number): number {
+  return Number.isSafeInteger(a) ? a : Number.MAX_SAFE_INTEGER;
+}
+
 /** The virtio-mmio transport: registers, status machine, interrupt status and queue setup. */
 export class VirtioMmio implements Device {
   static readonly TYPE_NAME = "virtio-mmio";
@@ -511,7 +520,7 @@ export class VirtioMmio implements Device {
         if (!this.#legacy) return this.#guestError("write to legacy register QueuePFN in non-legacy mode");
         // Legacy drivers release a queue by writing 0; QEMU resets the whole device then.
         if (value === 0) this.#virtioReset();
-        else q?.setLegacyAddr(value * 2 ** this.#guestPageShift);
+        else q?.setLegacyAddr(guestAddr(value * 2 ** this.#guestPageShift));
         return;
       case VIRTIO_MMIO_QUEUE_READY:
         if (this.#legacy) return this.#guestError("write to non-legacy register QueueReady in legacy mode");
@@ -519,9 +528,9 @@ export class VirtioMmio implements Device {
         if (value) {
           q.setSize(mq.num, VIRTQUEUE_MAX_SIZE);
           q.setRings(
-            mq.desc[1] * U32 + mq.desc[0],
-            mq.avail[1] * U32 + mq.avail[0],
-            mq.used[1] * U32 + mq.used[0],
+            guestAddr(mq.desc[1] * U32 + mq.desc[0]),
+            guestAddr(mq.avail[1] * U32 + mq.avail[0]),
+            guestAddr(mq.used[1] * U32 + mq.used[0]),
           );
           mq.enabled = true;
         } else mq.enabled = false;

@@ -197,10 +197,11 @@ export class Virtqueue {
 
   #updateLegacyRings(): void {
     if (this.#num === 0 || this.#desc === 0 || this.#align === 0) return;
-    this.#avail = this.#desc + this.#num * DESC_SIZE;
+    const safe = (a: number) => Number.isSafeInteger(a) ? a : Number.MAX_SAFE_INTEGER; // beyond any RAM
+    this.#avail = safe(this.#desc + this.#num * DESC_SIZE);
     const availEnd = this.#avail + 4 + 2 * this.#num;
     // QEMU aligns with a power-of-two mask; a non-power-of-two QueueAlign rounds the same way.
-    this.#used = Math.ceil(availEnd / this.#align) * this.#align;
+    this.#used = safe(Math.ceil(availEnd / this.#align) * this.#align);
   }
 
   /** Back to the state after device reset: no rings, default size, indices zero. */
