@@ -149,7 +149,12 @@ export class HmpSession {
     const name = m ? m[0] : "";
     const rest = p.slice(name.length);
     const cmd = table.find((c) => c.name.split("|").includes(name));
-    if (!cmd) return `unknown command: '${prefix}${name}'\n`;
+    if (!cmd) {
+      const viaPlugin = prefix === ""
+        ? this.#m.plugins?.command(name, rest.trim().split(/\s+/).filter(Boolean))
+        : null;
+      return viaPlugin ?? `unknown command: '${prefix}${name}'\n`;
+    }
     try {
       return cmd.run(rest, cmd.name.split("|")[0]);
     } catch (e) {
@@ -262,6 +267,28 @@ export class HmpSession {
   #cmdTable(): Cmd[] {
     const m = this.#m;
     const cmds: Cmd[] = [
+      {
+        name: "plugin_load",
+        params: "path [arg=value,...]",
+        help:
+          "load a TypeScript plugin (a module exporting `plugin`) or a built-in one: trace, stats, fault-inject, chaos",
+        run: (a) => {
+          if (!m.plugins) return "plugins are not available\n";
+          if (!a.trim()) throw new ArgError("plugin_load: missing argument");
+          m.plugins.load(a.trim());
+          return "";
+        },
+      },
+      {
+        name: "plugin_unload",
+        params: "name",
+        help: "unload a plugin by name",
+        run: (a) => {
+          if (!m.plugins) return "plugins are not available\n";
+          if (!a.trim()) throw new ArgError("plugin_unload: missing argument");
+          return m.plugins.unload(a.trim());
+        },
+      },
       {
         name: "cont|c",
         params: "",
@@ -531,7 +558,7 @@ export class HmpSession {
       plain("name", "show the current VM name", () => (m.name !== undefined ? `${m.name}\n` : "")),
       plain("network", "show the network state", () => (m.infoNetwork ? m.infoNetwork() : "")),
       plain("pic", "show PIC state", () => (m.infoPic ? m.infoPic() : "PIC information not available.\n")),
-      plain("plugins", "show loaded plugins", () => ""),
+      plain("plugins", "show loaded plugins", () => m.plugins ? m.plugins.info() : ""),
       plain("qtree", "show device tree", () => m.infoQtree()),
       {
         name: "registers",

@@ -224,6 +224,19 @@ export interface MachineIface {
   /** `info roms` text. */
   infoRoms?(): string;
 
+  // --- plugins ----------------------------------------------------------------------------------------
+  /** The plugin manager (plugins/loader.ts) as the monitor uses it; absent when plugins are unavailable. */
+  plugins?: {
+    /** `info plugins` text. */
+    info(): string;
+    /** `plugin_load PATH [args]`: starts loading; the outcome is printed when the module has loaded. */
+    load(line: string): void;
+    /** `plugin_unload NAME`: text to print (empty on success). */
+    unload(name: string): string;
+    /** A monitor command a plugin added: its output, or null if no plugin owns `name`. */
+    command(name: string, args: string[]): string | null;
+  };
+
   // --- logging ----------------------------------------------------------------------------------------
   /** Enable exactly these -d items (`log guest_errors,unimp`; `log none` passes []); names are checked against LOG_ITEMS (shell/_cli_help.ts) first. */
   setLogItems(items: string[]): void;

@@ -315,6 +315,29 @@ export class MachineView implements MachineIface {
     return s;
   }
 
+  get plugins(): MachineIface["plugins"] {
+    const pm = this.#r.plugins;
+    if (!pm) return undefined;
+    return {
+      info: () => pm.infoPlugins(),
+      load: (line) => {
+        pm.hmpPluginLoad(line).then(
+          (t) => t && Deno.stderr.writeSync(new TextEncoder().encode(t.endsWith("\n") ? t : t + "\n")),
+          (e) => Deno.stderr.writeSync(new TextEncoder().encode(`Error: ${(e as Error).message}\n`)),
+        );
+      },
+      unload: (name) => {
+        try {
+          pm.unload(name);
+          return "";
+        } catch (e) {
+          return `Error: ${(e as Error).message}\n`;
+        }
+      },
+      command: (name, args) => pm.runCommand(name, args),
+    };
+  }
+
   setLogItems(items: string[]): void {
     this.#r.log.setItems(items);
   }
@@ -334,7 +357,9 @@ function irrDump(name: string, bitmap: number): string {
 
 /** The IOAPIC part of `info pic`, as QEMU 7.2's ioapic_print_redtbl prints it. */
 export function formatIoapic(st: { id: number; ioregsel: number; irr: number; redtbl: number[][] }): string {
-  let s = `ioapic0: ver=0x20 id=0x${st.id.toString(16).padStart(2, "0")} sel=0x${st.ioregsel.toString(16).padStart(2, "0")}`;
+  let s = `ioapic0: ver=0x20 id=0x${st.id.toString(16).padStart(2, "0")} sel=0x${
+    st.ioregsel.toString(16).padStart(2, "0")
+  }`;
   s += st.ioregsel ? ` (redir[${(st.ioregsel - 0x10) >>> 1}])\n` : "\n";
   let remote = 0;
   st.redtbl.forEach(([lo, hi], i) => {
@@ -342,11 +367,13 @@ export function formatIoapic(st: { id: number; ioregsel: number; irr: number; re
     const logical = (lo & 0x800) !== 0;
     const level = (lo & 0x8000) !== 0;
     const dest = (hi >>> 24) & (logical ? 0xff : 0xf);
-    s += `  pin ${String(i).padEnd(2)} 0x${entry.toString(16).padStart(16, "0")} dest=${dest.toString(16)} vec=${
-      String(lo & 0xff).padEnd(3)
-    } ${lo & 0x2000 ? "active-lo" : "active-hi"} ${(level ? "level" : "edge").padEnd(5)} ${
-      (lo & 0x10000 ? "masked" : "").padEnd(6)
-    } ${DELIVERY[(lo >>> 8) & 7].padEnd(6)} ${logical ? "logical" : "physical"}\n`;
+    s += `  pin ${String(i).padEnd(2)} 0x${entry.toString(16).padStart(16, "0")} dest=${
+      dest.toString(16)
+    } vec=${String(lo & 0xff).padEnd(3)} ${lo & 0x2000 ? "active-lo" : "active-hi"} ${
+      (level ? "level" : "edge").padEnd(5)
+    } ${(lo & 0x10000 ? "masked" : "").padEnd(6)} ${DELIVERY[(lo >>> 8) & 7].padEnd(6)} ${
+      logical ? "logical" : "physical"
+    }\n`;
     if (level && lo & 0x4000) remote |= 1 << i;
   });
   return s + irrDump("  IRR", st.irr) + irrDump("  Remote IRR", remote);

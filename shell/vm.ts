@@ -13,6 +13,7 @@ import { guestFile } from "../core/host/guest_files.ts";
 import type { NetBackend } from "../core/types.ts";
 import { Microvm, MICROVM_DEVICES } from "../devices/microvm.ts";
 import { VirtioNet } from "../devices/virtio/net.ts";
+import { type PluginManager, startPlugins } from "../plugins/loader.ts";
 import { openNetdev } from "../core/host/netdev.ts";
 import { formatCliError, isCliAction, parseCommandLine } from "./cli.ts";
 
@@ -129,6 +130,8 @@ export class VmRunner {
   readonly chardevs: Map<string, HostChar>;
   readonly drives: BlockBackend[];
   readonly netdevs: NetBackend[];
+  /** Loaded plugins (-plugin, plugin_load). */
+  plugins: PluginManager | null = null;
   runState: "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" = "prelaunch";
   /** Lifecycle events for QMP (set by the monitor bridge). */
   onEvent:
@@ -454,6 +457,10 @@ async function cpuIdentity(cfg: VmConfig): Promise<{ cpuSignature: number; cpuFe
 /** Entry point: returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   let runner: VmRunner | null = null;
+  if (argv[0] === "fuzz") {
+    const { fuzzMain } = await import("./fuzz_cmd.ts");
+    return await fuzzMain(argv.slice(1));
+  }
   try {
     const args = argv.length === 0 ? await defaultArgs() : argv;
     const r = parseCommandLine(args, PROG, { devices: MICROVM_DEVICES });
@@ -463,6 +470,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     runner = await buildVm(r);
     const rr = runner;
+    rr.plugins = await startPlugins(rr.machine, r.plugins, { print: (t) => errLine(t) });
     const onTerm = () => {
       errLine(`${PROG}: terminating on signal 15`);
       rr.quit(0);
@@ -472,6 +480,7 @@ export async function main(argv: string[]): Promise<number> {
     const monitors = startMonitors(rr);
     const code = await rr.run();
     for (const m of monitors) m.close();
+    rr.plugins?.unloadAll();
     Deno.removeSignalListener("SIGTERM", onTerm);
     rr.close();
     return code;
