@@ -3,7 +3,7 @@
  * the engine hands back. Devices never see any of this (STYLE.md §2.5).
  * @module
  */
-import type { AccessSize, Clock, GuestMemory, MsiSink } from "./types.ts";
+import type { Clock, GuestMemory, MsiSink } from "./types.ts";
 
 /** Port I/O as the CPU issues it: dispatch through the "I/O" address space (hooks included). */
 export interface IoBus {
@@ -32,7 +32,7 @@ export interface PhysMap {
   readonly generation: number;
 }
 
-/** A segment register as loaded: selector plus hidden descriptor cache. `attrs` = descriptor bits 40..55 packed as (type|S|DPL|P) | (AVL|L|D/B|G)<<8, like VMX access rights without the unusable bit. */
+/** A segment register as loaded: selector plus hidden descriptor cache. `attrs` = VMX access-rights layout: type|S|DPL|P in bits 0..7, AVL|L|D/B|G in bits 12..15 (descriptor bits 40..55). */
 export interface SegmentState {
   selector: number;
   base: number;

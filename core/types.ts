@@ -154,7 +154,20 @@ export interface DeviceState {
 /** A typed device property (drives -device X,help, -global, device_add and info qtree). */
 export interface PropDef {
   name: string;
-  type: "bool" | "uint8" | "uint16" | "uint32" | "uint64" | "int32" | "str" | "size" | "OnOffAuto" | "chr" | "drive" | "netdev" | "macaddr";
+  type:
+    | "bool"
+    | "uint8"
+    | "uint16"
+    | "uint32"
+    | "uint64"
+    | "int32"
+    | "str"
+    | "size"
+    | "OnOffAuto"
+    | "chr"
+    | "drive"
+    | "netdev"
+    | "macaddr";
   default?: string | number | boolean;
   help?: string;
 }

@@ -58,7 +58,10 @@ export function renderQtree(root: QBus): string {
 }
 
 /** Property lines for values in table order (unknown names keep their order after). */
-export function propLines(values: Record<string, string | number | boolean>, defs: readonly PropDef[]): string[] {
+export function propLines(
+  values: Record<string, string | number | boolean>,
+  defs: readonly PropDef[],
+): string[] {
   const byName = new Map(defs.map((d) => [d.name, d]));
   return Object.entries(values).map(([k, v]) => propLine(k, v, byName.get(k)));
 }

@@ -14,7 +14,6 @@ import type { DeviceConfig, DeviceRegistry, DriveConfig, VmConfig } from "../cor
 import {
   type BlockBackend,
   type CharBackend,
-  type Clock,
   type Device,
   type GuestLog,
   type IrqLine,
@@ -45,7 +44,6 @@ import { VirtioRng } from "./virtio/rng.ts";
 import { VirtioNet } from "./virtio/net.ts";
 import type { VirtioDevice } from "./virtio/device.ts";
 import { propLine, propLines, type QBus, type QNode, renderQtree } from "./_qtree.ts";
-import { VIRTIO_COMMON_PROPS } from "./virtio/device.ts";
 
 /** First virtio-mmio transport (QEMU VIRTIO_MMIO_BASE). */
 export const VIRTIO_MMIO_BASE = 0xfeb00000;
@@ -514,13 +512,14 @@ export class Microvm {
     const memory = this.memory;
     const io = this.io;
     const msrHandlers: MsrHandler[] = [this.kvmclock];
-    const self = this;
+    const getMsi = (): MsiSink => this.#msi ?? this.apicBus;
+    const setMsi = (sink: MsiSink | null) => this.setMsiSink(sink === this.apicBus ? null : sink);
     return {
       get msi(): MsiSink | null {
-        return self.#msi ?? self.apicBus;
+        return getMsi();
       },
       set msi(sink: MsiSink | null) {
-        self.#msi = sink === self.apicBus ? null : sink;
+        setMsi(sink);
       },
       io: { read: (p, s) => io.read(p, s), write: (p, s, v) => io.write(p, s, v) },
       mmio: { read: (a, s) => memory.read(a, s), write: (a, s, v) => memory.write(a, s, v) },

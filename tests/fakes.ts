@@ -17,7 +17,8 @@ export class FakeMemory implements GuestMemory {
     return this.bytes.length;
   }
   isRam(gpa: number, len: number): boolean {
-    return Number.isInteger(gpa) && Number.isInteger(len) && gpa >= 0 && len >= 0 && gpa + len <= this.bytes.length;
+    return Number.isInteger(gpa) && Number.isInteger(len) && gpa >= 0 && len >= 0 &&
+      gpa + len <= this.bytes.length;
   }
   read(gpa: number, len: number): Uint8Array | null {
     return this.isRam(gpa, len) ? this.bytes.slice(gpa, gpa + len) : null;

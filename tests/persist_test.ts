@@ -9,10 +9,28 @@ const dir = await seedDir();
 
 function line(cmd: string): string[] {
   return [
-    "-M", "microvm", "-accel", "tcg", "-cpu", "max", "-m", "256m",
-    "-kernel", "vmlinux", "-append", `console=ttyS0 root=/dev/vda rw reboot=t guest_noread=1 guest_cmd="${cmd}"`,
-    "-nodefaults", "-no-user-config", "-nographic", "-serial", "stdio",
-    "-drive", "id=test,file=test.img,format=raw,if=none", "-device", "virtio-blk-device,drive=test", "-no-reboot",
+    "-M",
+    "microvm",
+    "-accel",
+    "tcg",
+    "-cpu",
+    "max",
+    "-m",
+    "256m",
+    "-kernel",
+    "vmlinux",
+    "-append",
+    `console=ttyS0 root=/dev/vda rw reboot=t guest_noread=1 guest_cmd="${cmd}"`,
+    "-nodefaults",
+    "-no-user-config",
+    "-nographic",
+    "-serial",
+    "stdio",
+    "-drive",
+    "id=test,file=test.img,format=raw,if=none",
+    "-device",
+    "virtio-blk-device,drive=test",
+    "-no-reboot",
   ];
 }
 
