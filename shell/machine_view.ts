@@ -306,6 +306,23 @@ export class MachineView implements MachineIface {
     const m = this.#r.machine;
     return (m.pic ? formatInfoPic(m.pic.saveState()) : "") + formatIoapic(m.ioapic.saveState());
   }
+  infoLapic(cpu: number): string {
+    const l = this.#r.machine.lapics[cpu];
+    if (!l || this.#r.accel?.name !== "tcg") return "local apic state not available\n";
+    const x2apic = (l.saveState().apicBase & 0x400) !== 0;
+    const reg = (off: number): number => {
+      if (!x2apic) return l.mmioRead(off) >>> 0;
+      // x2APIC mode: the same registers through their MSRs (ICR is one 64-bit MSR; DFR does not exist).
+      if (off === 0xe0) return 0xffffffff;
+      if (off === 0x300 || off === 0x310) {
+        const icr = l.readMsr(0x830) ?? 0n;
+        return Number(off === 0x300 ? icr & 0xffffffffn : icr >> 32n);
+      }
+      return Number((l.readMsr(0x800 + (off >> 4)) ?? 0n) & 0xffffffffn);
+    };
+    return formatLapic(cpu, reg, x2apic);
+  }
+
   infoIrq(): string {
     const m = this.#r.machine;
     const counts = m.gsi.counts();
@@ -377,4 +394,74 @@ export function formatIoapic(st: { id: number; ioregsel: number; irr: number; re
     if (level && lo & 0x4000) remote |= 1 << i;
   });
   return s + irrDump("  IRR", st.irr) + irrDump("  Remote IRR", remote);
+}
+
+const DM = ["Fixed", "...", "SMI", "...", "NMI", "INIT", "...", "ExtINT"];
+const SHORTHAND = ["no-shorthand", "self", "all-self", "all"];
+const h8 = (v: number) => (v >>> 0).toString(16).padStart(8, "0");
+
+function lvtLine(name: string, lvt: number, timer: boolean): string {
+  const dm = (lvt >>> 8) & 7;
+  const mode = !timer ? "" : lvt & 0x20000 ? "periodic" : lvt & 0x40000 ? "tsc-deadline" : "one-shot";
+  let s = `${name}\t 0x${h8(lvt)} ${lvt & 0x2000 ? "active-lo" : "active-hi"} ${
+    (lvt & 0x8000 ? "level" : "edge").padEnd(5)
+  } ${(lvt & 0x10000 ? "masked" : "").padEnd(6)} ${(lvt & 0x1000 ? "pending" : "").padEnd(7)} ${
+    mode.padEnd(12)
+  } ${DM[dm].padEnd(6)}`;
+  s += dm !== 4 ? ` (vec ${lvt & 0xff})\n` : "\n";
+  return s;
+}
+
+/** `info lapic` as QEMU 7.2's x86_cpu_dump_local_apic_state prints it, from the xAPIC register file. */
+export function formatLapic(cpu: number, reg: (offset: number) => number, x2apic: boolean): string {
+  let s = `dumping local APIC state for CPU ${String(cpu).padEnd(2)}\n\n`;
+  s += lvtLine("LVT0", reg(0x350), false) + lvtLine("LVT1", reg(0x360), false) +
+    lvtLine("LVTPC", reg(0x340), false);
+  s += lvtLine("LVTERR", reg(0x370), false) + lvtLine("LVTTHMR", reg(0x330), false) +
+    lvtLine("LVTT", reg(0x320), true);
+  const dcr = reg(0x3e0);
+  const dv = ((dcr & 8) >> 1) | (dcr & 3);
+  s += `Timer\t DCR=0x${(dcr & 0xb).toString(16)} (divide by ${dv === 7 ? 1 : 2 << dv}) initial_count = ${
+    reg(0x380)
+  } current_count = ${reg(0x390)}\n`;
+  const sv = reg(0xf0);
+  s += `SPIV\t 0x${h8(sv)} APIC ${sv & 0x100 ? "enabled" : "disabled"}, focus=${
+    sv & 0x200 ? "on" : "off"
+  }, spurious vec ${sv & 0xff}\n`;
+  const icr = reg(0x300), icr2 = reg(0x310);
+  const sh = (icr >>> 18) & 3;
+  const logical = (icr & 0x800) !== 0;
+  s += `ICR\t 0x${h8(icr)} ${logical ? "logical" : "physical"} ${icr & 0x8000 ? "level" : "edge"} ${
+    icr & 0x4000 ? "assert" : "de-assert"
+  } ${SHORTHAND[sh]}\n`;
+  s += `ICR2\t 0x${h8(icr2)}`;
+  const dfr = (reg(0xe0) >>> 28) & 0xf;
+  const dest = x2apic ? icr2 : icr2 >>> 24;
+  const bits = (v: number, n: number) => (v >>> 0).toString(2).padStart(n, "0").slice(-n);
+  if (sh !== 0) s += "\n";
+  else if (!logical) s += x2apic ? ` cpu ${dest} (X2APIC ID)\n` : ` cpu ${dest & 0xff} (APIC ID)\n`;
+  else if (dfr === 0xf) s += ` mask ${bits(icr2 >>> 24, 8)} (APIC ID)\n`;
+  else if (dfr === 0) {
+    s += x2apic
+      ? ` cluster ${dest >>> 16} mask ${bits(dest & 0xffff, 16)} (X2APIC ID)\n`
+      : ` cluster ${dest >>> 4} mask ${bits(dest & 0xf, 4)} (APIC ID)\n`;
+  } else s += "\n";
+  s += `ESR\t 0x${h8(reg(0x280))}\n`;
+  for (const [name, base] of [["ISR", 0x100], ["IRR", 0x200]] as const) {
+    let line = `${name}\t `;
+    let empty = true;
+    for (let v = 0; v < 256; v++) {
+      if ((reg(base + (v >> 5) * 0x10) >>> (v & 31)) & 1) {
+        line += `${v}${(reg(0x180 + (v >> 5) * 0x10) >>> (v & 31)) & 1 ? "(level)" : ""} `;
+        empty = false;
+      }
+    }
+    s += line + (empty ? "(none)" : "") + "\n";
+  }
+  const ldr = x2apic ? reg(0xd0) : reg(0xd0) >>> 24;
+  s += `\nAPR 0x${(reg(0x90) & 0xff).toString(16).padStart(2, "0")} TPR 0x${
+    (reg(0x80) & 0xff).toString(16).padStart(2, "0")
+  } DFR 0x${dfr.toString(16).padStart(2, "0")} LDR 0x${ldr.toString(16).padStart(2, "0")}`;
+  if (dfr === 0) s += `(cluster ${ldr >>> 4}: id ${ldr & 0xf})`;
+  return s + ` PPR 0x${(reg(0xa0) & 0xff).toString(16).padStart(2, "0")}\n`;
 }
