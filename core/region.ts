@@ -428,10 +428,20 @@ export class AddressSpace {
   readonly #writePlain = (addr: number, size: 1 | 2 | 4, value: number): void => {
     this.#access(addr, size, true, value, false);
   };
-  readonly #readHooked = (addr: number, size: 1 | 2 | 4): number => this.#access(addr, size, false, 0, true);
+  readonly #readHooked = (addr: number, size: 1 | 2 | 4): number =>
+    this.#access(addr, size, false, 0, this.#hookApplies(addr, size));
   readonly #writeHooked = (addr: number, size: 1 | 2 | 4, value: number): void => {
-    this.#access(addr, size, true, value, true);
+    this.#access(addr, size, true, value, this.#hookApplies(addr, size));
   };
+
+  /** Some hook covers [a, a+l): only then does the access leave the fast path. */
+  #hookApplies(a: number, l: number): boolean {
+    for (const h of this.#hooks) {
+      if (!h.ranges) return true;
+      for (const r of h.ranges) if (a < r.addr + r.size && r.addr < a + l) return true;
+    }
+    return false;
+  }
 
   /** Split an access over flat ranges (QEMU flatview_read/write_continue + memory_access_size). */
   #access(addr: number, size: number, isWrite: boolean, value: number, hooked: boolean): number {
