@@ -3,7 +3,7 @@
  * the engine hands back. Devices never see any of this (STYLE.md §2.5).
  * @module
  */
-import type { Clock, GuestMemory, MsiSink } from "./types.ts";
+import type { Clock, GuestMemory, IrqLine, MsiSink } from "./types.ts";
 
 /** Port I/O as the CPU issues it: dispatch through the "I/O" address space (hooks included). */
 export interface IoBus {
@@ -102,6 +102,36 @@ export type RunExit =
   | { kind: "quit" }
   | { kind: "internal-error"; message: string };
 
+/**
+ * A guest write the accelerator may complete without a CPU exit (KVM ioeventfd; QEMU's virtio host
+ * notifier): exactly `size` bytes of `value` written at MMIO address `addr`. Other values or sizes at the
+ * same address still exit. `ring()` runs later, on the device thread, and does what that write does.
+ */
+export interface Doorbell {
+  readonly addr: number;
+  readonly size: 1 | 2 | 4;
+  readonly value: number;
+  ring(): void;
+}
+
+/** The doorbells a board offers (fixed at init) and whether they may bypass dispatch right now. */
+export interface DoorbellSource {
+  list(): readonly Doorbell[];
+  /**
+   * False while the writes must exit and go through dispatch (a plugin hook is installed: STYLE.md §2.4).
+   * Read between run slices, before the guest runs again.
+   */
+  readonly enabled: boolean;
+}
+
+/** Lines into an in-kernel interrupt controller (KVM kernel-irqchip=on), one per GSI. */
+export interface KernelIrqLines {
+  /** A level line into GSI `gsi` (KVM_IRQ_LINE). */
+  line(gsi: number): IrqLine;
+  /** An edge line into GSI `gsi` (KVM irqfd): every set(true) is one interrupt, set(false) does nothing. */
+  pulse(gsi: number): IrqLine;
+}
+
 /** Everything an accelerator needs from the board. */
 export interface AccelBoard {
   readonly io: IoBus;
@@ -121,6 +151,13 @@ export interface AccelBoard {
   readonly msrHandlers: readonly MsrHandler[];
   /** Guest TSC frequency in kHz; TSC = clock.now() ns × tscKhz / 1e6. Advertised in CPUID 0x15/0x16/0x40000010. */
   readonly tscKhz: number;
+  /** Optional: writes the accelerator may complete in the kernel (virtio-mmio QueueNotify with ioeventfd=on). */
+  readonly doorbells?: DoorbellSource;
+  /**
+   * Optional: an accelerator with an in-kernel PIC/IOAPIC hands the board its GSI lines; the board then
+   * drives those instead of its own interrupt controllers (null hands them back).
+   */
+  useKernelIrqchip?(lines: KernelIrqLines | null): void;
 }
 
 /** A general-register snapshot for `info registers`, the differential tester and KVM cross-checks. */

@@ -9,7 +9,15 @@
  * I/O: PIC 0x20/0xa0 + ELCR 0x4d0/0x4d1, PIT 0x40, RTC 0x70, kvmvapic 0x7e, COM1 0x3f8, fw_cfg 0x510/0x514.
  * @module
  */
-import type { AccelBoard, CpuEntryState, LocalApicPort, MsrHandler } from "../core/accel.ts";
+import type {
+  AccelBoard,
+  CpuEntryState,
+  Doorbell,
+  DoorbellSource,
+  KernelIrqLines,
+  LocalApicPort,
+  MsrHandler,
+} from "../core/accel.ts";
 import type { DeviceConfig, DeviceRegistry, DriveConfig, VmConfig } from "../core/config.ts";
 import {
   type BlockBackend,
@@ -37,7 +45,7 @@ import { Ioapic } from "./ioapic.ts";
 import { ApicBus, Lapic } from "./lapic.ts";
 import { FwCfg } from "./fw_cfg.ts";
 import { KvmClock } from "./kvmclock.ts";
-import { VirtioMmio } from "./virtio/mmio.ts";
+import { VIRTIO_MMIO_QUEUE_NOTIFY, VirtioMmio } from "./virtio/mmio.ts";
 import { VirtioBlk } from "./virtio/blk.ts";
 import { VirtioSerial } from "./virtio/console.ts";
 import { VirtioRng } from "./virtio/rng.ts";
@@ -198,6 +206,12 @@ export class Microvm {
   #nicCount = 0;
   #msi: MsiSink | null = null;
   #cpuSpaces: AddressSpace[] | null = null;
+  /** kernel-irqchip=on: the accelerator's GSI lines replace our IOAPIC and PIC (null: ours). */
+  #kernelGsi: IrqLine[] | null = null;
+  /** -global virtio-mmio.ioeventfd=on: QueueNotify writes are offered to the accelerator as doorbells. */
+  #ioeventfd = false;
+  /** `memory.write` while no hook is installed (hooks swap it; doorbells must then exit, STYLE.md §2.4). */
+  #plainWrite: AddressSpace["write"] | null = null;
 
   constructor(config: VmConfig, host: MicrovmHost) {
     this.config = config;
@@ -239,7 +253,8 @@ export class Microvm {
     this.ioapic = new Ioapic({ id: "ioapic", msi, log });
     this.gsi = new GsiRouter(24);
     for (let i = 0; i < 24; i++) {
-      this.gsi.connect(i, this.ioapic.pin(i));
+      const pin = this.ioapic.pin(i);
+      this.gsi.connect(i, { set: (level) => (this.#kernelGsi?.[i] ?? pin).set(level) });
       this.gsi.connect(i, { set: (level) => this.onGsi?.(i, level) });
     }
     this.system.addSubregion(
@@ -263,6 +278,7 @@ export class Microvm {
     this.devices.push(this.ioapic);
 
     // --- virtio-mmio transports (created 0..7; QEMU fills them from the top) ---
+    this.#ioeventfd = this.#globalBool("virtio-mmio", "ioeventfd", false);
     for (let i = 0; i < VIRTIO_NUM_TRANSPORTS; i++) {
       const base = VIRTIO_MMIO_BASE + i * 0x200;
       const t = new VirtioMmio({
@@ -271,7 +287,7 @@ export class Microvm {
         mem: this.ram,
         log,
         forceLegacy: this.#globalBool("virtio-mmio", "force-legacy", true),
-        ioeventfd: this.#globalBool("virtio-mmio", "ioeventfd", false),
+        ioeventfd: this.#ioeventfd,
       });
       this.transports.push(t);
       this.system.addSubregion(
@@ -290,7 +306,14 @@ export class Microvm {
       };
       const pic = new I8259Pair({ id: "pic", output: lint0, log });
       this.pic = pic;
-      for (let i = 0; i < 16; i++) this.gsi.connect(i, pic.irqLine(i));
+      for (let i = 0; i < 16; i++) {
+        const line = pic.irqLine(i);
+        this.gsi.connect(i, {
+          set: (level) => {
+            if (this.#kernelGsi === null) line.set(level);
+          },
+        });
+      }
       for (const l of this.lapics) l.setExtIntAck(() => pic.intAck());
       this.ioRoot.addSubregion(0x20, MemoryRegion.io("pic", 2, pic.masterOps, { owner: "pic" }));
       this.ioRoot.addSubregion(0xa0, MemoryRegion.io("pic", 2, pic.slaveOps, { owner: "pic" }));
@@ -360,6 +383,7 @@ export class Microvm {
     for (const d of config.devices) this.addDevice(d);
 
     this.memory = new AddressSpace("memory", this.system);
+    this.#plainWrite = this.memory.write;
     this.io = new AddressSpace("I/O", this.ioRoot);
     this.#loadKernel();
   }
@@ -532,7 +556,45 @@ export class Microvm {
       cpuFeatures: this.config.cpu.features,
       msrHandlers,
       tscKhz: TSC_KHZ,
+      doorbells: this.#doorbellSource(),
+      useKernelIrqchip: (lines: KernelIrqLines | null) => this.#useKernelIrqchip(lines),
     };
+  }
+
+  /** QueueNotify of every queue of every populated transport (ioeventfd=on), rung through dispatch. */
+  #doorbellSource(): DoorbellSource {
+    const list: Doorbell[] = [];
+    const memory = this.memory;
+    if (this.#ioeventfd) {
+      this.transports.forEach((t, i) => {
+        const addr = VIRTIO_MMIO_BASE + i * 0x200 + VIRTIO_MMIO_QUEUE_NOTIFY;
+        t.queues.forEach((_q, value) =>
+          list.push({ addr, size: 4, value, ring: () => memory.write(addr, 4, value) })
+        );
+      });
+    }
+    const plain = this.#plainWrite;
+    return {
+      list: () => list,
+      get enabled(): boolean {
+        return memory.write === plain;
+      },
+    };
+  }
+
+  /** kernel-irqchip=on: GSIs go to the in-kernel controllers; virtio transports as irqfd edges (one per notification). */
+  #useKernelIrqchip(lines: KernelIrqLines | null): void {
+    if (lines === null) {
+      this.#kernelGsi = null;
+      return;
+    }
+    const gsis: IrqLine[] = [];
+    for (let g = 0; g < this.gsi.count; g++) {
+      const slot = g - VIRTIO_IRQ_BASE;
+      const virtio = slot >= 0 && slot < VIRTIO_NUM_TRANSPORTS && this.transports[slot].device !== null;
+      gsis.push(virtio ? lines.pulse(g) : lines.line(g));
+    }
+    this.#kernelGsi = gsis;
   }
 
   /** system_reset: every device to its power-on state, RAM cleared, kernel reloaded. */

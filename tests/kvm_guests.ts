@@ -251,7 +251,8 @@ export class TraceBoard implements AccelBoard {
 // ---------------------------------------------------------------------------------------------------
 // A minimal assembler: raw bytes with their listing, labels and short/near branches.
 
-class Asm {
+/** A minimal x86 assembler: raw bytes, labels, rel8 branches and absolute label immediates. */
+export class Asm {
   readonly #bytes: number[] = [];
   readonly #labels = new Map<string, number>();
   readonly #fix: Array<{ at: number; label: string; width: 1 | 4 }> = [];
@@ -478,7 +479,8 @@ const ENTRY: Record<TestGuest["mode"], (rip?: number) => CpuEntryState> = {
   long: longModeEntry,
 };
 
-function guest(
+/** Assemble a TestGuest at CODE_ADDR with the entry state (and GDT/page tables) of `mode`. */
+export function guest(
   name: string,
   mode: TestGuest["mode"],
   build: (a: Asm) => void,
@@ -505,11 +507,13 @@ function guest(
 }
 
 /** out 0xf4, al with al = 0; then cli; hlt (the run has stopped by then). */
-function exitSeq(a: Asm): void {
+export function exitSeq(a: Asm): void {
   a.b(0xb0, 0x00).b(0xe6, EXIT_PORT).b(0xfa).b(0xf4);
 }
-const EXIT_LISTING = ["mov al,0", "out 0F4h,al", "cli", "hlt"];
-const EXIT_TRACE = "io.w 0xf4 1 0x0";
+/** The listing of exitSeq. */
+export const EXIT_LISTING = ["mov al,0", "out 0F4h,al", "cli", "hlt"];
+/** The trace line exitSeq leaves. */
+export const EXIT_TRACE = "io.w 0xf4 1 0x0";
 
 function serialTrace(text: string): string[] {
   const t: string[] = [];

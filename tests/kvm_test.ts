@@ -41,7 +41,8 @@ int main(void) {
   S(kvm_regs) S(kvm_sregs) S(kvm_segment) S(kvm_dtable) S(kvm_run) S(kvm_cpuid2) S(kvm_cpuid_entry2)
   S(kvm_msrs) S(kvm_msr_entry) S(kvm_userspace_memory_region) S(kvm_irq_level) S(kvm_msi) S(kvm_irqfd)
   S(kvm_ioeventfd) S(kvm_enable_cap) S(kvm_irq_routing) S(kvm_irq_routing_entry) S(kvm_pit_config)
-  S(kvm_interrupt) S(kvm_vcpu_events) S(kvm_lapic_state)
+  S(kvm_interrupt) S(kvm_vcpu_events) S(kvm_lapic_state) S(kvm_irqchip) S(kvm_pit_state2)
+  O(kvm_vcpu_events,sipi_vector,"sipi_vector") O(kvm_vcpu_events,flags,"flags")
   O(kvm_regs,rax,"rax") O(kvm_regs,r8,"r8") O(kvm_regs,r15,"r15") O(kvm_regs,rip,"rip") O(kvm_regs,rflags,"rflags")
   O(kvm_regs,rsp,"rsp") O(kvm_regs,rbp,"rbp")
   O(kvm_sregs,cs,"cs") O(kvm_sregs,ds,"ds") O(kvm_sregs,es,"es") O(kvm_sregs,fs,"fs") O(kvm_sregs,gs,"gs")
@@ -87,7 +88,7 @@ int main(void) {
   I(KVM_SET_SREGS) I(KVM_INTERRUPT) I(KVM_GET_MSRS) I(KVM_SET_MSRS) I(KVM_SET_SIGNAL_MASK) I(KVM_GET_LAPIC)
   I(KVM_SET_LAPIC) I(KVM_SET_CPUID2) I(KVM_GET_CPUID2) I(KVM_GET_MP_STATE) I(KVM_SET_MP_STATE) I(KVM_NMI)
   I(KVM_GET_VCPU_EVENTS) I(KVM_SET_VCPU_EVENTS) I(KVM_SET_TSC_KHZ) I(KVM_GET_TSC_KHZ) I(KVM_ENABLE_CAP)
-  I(KVM_SIGNAL_MSI)
+  I(KVM_SIGNAL_MSI) I(KVM_GET_IRQCHIP) I(KVM_SET_IRQCHIP) I(KVM_GET_PIT2) I(KVM_SET_PIT2)
   C(KVM_CAP_IRQCHIP) C(KVM_CAP_SET_TSS_ADDR) C(KVM_CAP_NR_MEMSLOTS) C(KVM_CAP_IRQ_ROUTING)
   C(KVM_CAP_SET_IDENTITY_MAP_ADDR) C(KVM_CAP_PIT2) C(KVM_CAP_IRQFD) C(KVM_CAP_IOEVENTFD) C(KVM_CAP_TSC_CONTROL)
   C(KVM_CAP_MAX_VCPUS) C(KVM_CAP_SIGNAL_MSI) C(KVM_CAP_READONLY_MEM) C(KVM_CAP_SPLIT_IRQCHIP) C(KVM_CAP_X2APIC_API)
@@ -95,7 +96,10 @@ int main(void) {
   C(KVM_EXIT_IO) C(KVM_EXIT_HLT) C(KVM_EXIT_MMIO) C(KVM_EXIT_IRQ_WINDOW_OPEN) C(KVM_EXIT_SHUTDOWN)
   C(KVM_EXIT_FAIL_ENTRY) C(KVM_EXIT_INTR) C(KVM_EXIT_INTERNAL_ERROR) C(KVM_EXIT_SYSTEM_EVENT) C(KVM_EXIT_IOAPIC_EOI)
   C(KVM_MEM_READONLY) C(KVM_IOEVENTFD_FLAG_PIO) C(KVM_IOEVENTFD_FLAG_DATAMATCH) C(KVM_IRQ_ROUTING_MSI)
-  C(KVM_MP_STATE_HALTED) C(KVM_MP_STATE_UNINITIALIZED)
+  C(KVM_MP_STATE_HALTED) C(KVM_MP_STATE_UNINITIALIZED) C(KVM_MP_STATE_RUNNABLE)
+  C(KVM_IRQCHIP_PIC_MASTER) C(KVM_IRQCHIP_PIC_SLAVE) C(KVM_IRQCHIP_IOAPIC)
+  C(KVM_VCPUEVENT_VALID_NMI_PENDING) C(KVM_VCPUEVENT_VALID_SHADOW) C(KVM_IOEVENTFD_FLAG_DEASSIGN)
+  C(KVM_IRQFD_FLAG_DEASSIGN)
   return 0;
 }
 `;
@@ -124,6 +128,7 @@ function ourLayout(): Map<string, number> {
   off("kvm_enable_cap", K.ENABLE_CAP);
   off("kvm_irq_routing", K.IRQ_ROUTING);
   off("kvm_irq_routing_entry", K.IRQ_ROUTING_ENTRY);
+  off("kvm_vcpu_events", K.VCPU_EVENTS);
   for (const [k, v] of Object.entries(K)) {
     if (typeof v !== "number") continue;
     m.set(`ioctl ${k}`, v);

@@ -50,6 +50,8 @@ const SYMBOLS = {
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // Blocking: called only from the eventfd poller's own Worker thread.
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
   errnoLocation: { name: "__errno_location", parameters: [], result: "pointer" },
   strerror: { parameters: ["i32"], result: "pointer" },
   syscall3: { name: "syscall", parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
@@ -196,6 +198,12 @@ export class Libc {
   /** write(2) from `buf`; returns bytes or -errno. */
   write(fd: number, buf: Uint8Array): number {
     const r = Number(this.#lib.symbols.write(fd, buf, BigInt(buf.length)));
+    return r < 0 ? -this.errno() : r;
+  }
+
+  /** poll(2) on `fds` (struct pollfd array, 8 bytes each) with a timeout in ms (-1: forever); count or -errno. */
+  poll(fds: Uint8Array, timeoutMs: number): number {
+    const r = this.#lib.symbols.poll(fds, BigInt(fds.length >> 3), timeoutMs);
     return r < 0 ? -this.errno() : r;
   }
 

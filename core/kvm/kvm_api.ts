@@ -49,6 +49,8 @@ export const SIZE = {
   kvm_interrupt: 4,
   kvm_vcpu_events: 64,
   kvm_lapic_state: 1024,
+  kvm_irqchip: 520,
+  kvm_pit_state2: 112,
 } as const;
 
 /** ioctl request numbers. System ioctls on /dev/kvm, VM ioctls on the VM fd, vCPU ioctls on a vCPU fd. */
@@ -64,6 +66,9 @@ export const KVM_SET_TSS_ADDR = io(0x47);
 export const KVM_SET_IDENTITY_MAP_ADDR = iow(0x48, 8);
 export const KVM_CREATE_IRQCHIP = io(0x60);
 export const KVM_IRQ_LINE = iow(0x61, SIZE.kvm_irq_level);
+export const KVM_GET_IRQCHIP = iowr(0x62, SIZE.kvm_irqchip);
+/** Declared _IOR in <linux/kvm.h> although it writes (a historical quirk the number keeps). */
+export const KVM_SET_IRQCHIP = ior(0x63, SIZE.kvm_irqchip);
 export const KVM_IRQ_LINE_STATUS = iowr(0x67, SIZE.kvm_irq_level);
 export const KVM_SET_GSI_ROUTING = iow(0x6a, SIZE.kvm_irq_routing);
 export const KVM_IRQFD = iow(0x76, SIZE.kvm_irqfd);
@@ -87,6 +92,8 @@ export const KVM_SET_MP_STATE = iow(0x99, 4);
 export const KVM_NMI = io(0x9a);
 export const KVM_GET_VCPU_EVENTS = ior(0x9f, SIZE.kvm_vcpu_events);
 export const KVM_SET_VCPU_EVENTS = iow(0xa0, SIZE.kvm_vcpu_events);
+export const KVM_GET_PIT2 = ior(0x9f, SIZE.kvm_pit_state2);
+export const KVM_SET_PIT2 = iow(0xa0, SIZE.kvm_pit_state2);
 export const KVM_SET_TSC_KHZ = io(0xa2);
 export const KVM_GET_TSC_KHZ = io(0xa3);
 export const KVM_ENABLE_CAP = iow(0xa3, SIZE.kvm_enable_cap);
@@ -130,6 +137,15 @@ export const KVM_IOEVENTFD_FLAG_PIO = 1 << 1;
 export const KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2;
 /** kvm_irqfd.flags */
 export const KVM_IRQFD_FLAG_DEASSIGN = 1 << 0;
+
+/** kvm_irqchip.chip_id */
+export const KVM_IRQCHIP_PIC_MASTER = 0;
+export const KVM_IRQCHIP_PIC_SLAVE = 1;
+export const KVM_IRQCHIP_IOAPIC = 2;
+
+/** kvm_vcpu_events.flags */
+export const KVM_VCPUEVENT_VALID_NMI_PENDING = 1 << 0;
+export const KVM_VCPUEVENT_VALID_SHADOW = 1 << 2;
 
 /** kvm_irq_routing_entry.type */
 export const KVM_IRQ_ROUTING_IRQCHIP = 1;
@@ -288,6 +304,9 @@ export const ENABLE_CAP = { cap: 0, flags: 4, args: 8 } as const;
 /** kvm_irq_routing header and entry fields (u.msi: address_lo, address_hi, data at u+0/4/8; u.irqchip: irqchip, pin). */
 export const IRQ_ROUTING = { nr: 0, entries: 8 } as const;
 export const IRQ_ROUTING_ENTRY = { gsi: 0, type: 4, flags: 8, u: 16 } as const;
+
+/** kvm_vcpu_events fields. */
+export const VCPU_EVENTS = { sipi_vector: 16, flags: 20 } as const;
 
 /** kvm_mp_state values (KVM_GET_MP_STATE). */
 export const KVM_MP_STATE_RUNNABLE = 0;

@@ -14,17 +14,38 @@
  * IOAPIC delivers through `board.msi` (KVM_SIGNAL_MSI; level-triggered messages also get an MSI route so
  * KVM reports their EOI through `onEoi`), the PIC through `extInt`/`extIntLevel` + `extIntAck`
  * (KVM_INTERRUPT when the vCPU opens an interrupt window). `"on"` adds the in-kernel PIC/IOAPIC/PIT
- * (`gsiLine(n)` drives KVM_IRQ_LINE). kvmclock is in-kernel; CPUID advertises it.
+ * (`gsiLine(n)` drives KVM_IRQ_LINE); the board is handed those lines through `useKernelIrqchip`, with
+ * irqfd edge lines (`pulse`) for its notification interrupts. kvmclock is in-kernel; CPUID advertises it.
+ *
+ * Doorbells (`board.doorbells`, virtio-mmio QueueNotify with ioeventfd=on) complete in the kernel
+ * (KVM_IOEVENTFD with datamatch); a poller thread (ioevent.ts) kicks this thread, which runs `ring()` for
+ * each. They are deassigned while `doorbells.enabled` is false (plugin hooks must see every access).
+ * On this host (kvm_pvm) a doorbell round trip costs ~4x an MMIO exit (thread hop + kick), so boards keep
+ * ioeventfd off unless asked (`-global virtio-mmio.ioeventfd=on`); see bench/kvm_bench.ts. With
+ * kernel-irqchip=off a vCPU halted in userspace is not woken by the kick (next slice, ≤ sliceMs).
+ *
+ * `reset()` is system_reset: entry state on the BSP, APs back to wait-for-SIPI, in-kernel LAPICs (and with
+ * kernel-irqchip=on the PIC, IOAPIC and PIT) back to the state KVM gave them at creation, pending events
+ * dropped, paravirtual MSRs (kvmclock, async PF, steal time, PV EOI) off.
  * @module
  */
-import type { AccelBoard, Accelerator, CpuEntryState, CpuRegisters, RunExit } from "../accel.ts";
+import type {
+  AccelBoard,
+  Accelerator,
+  CpuEntryState,
+  CpuRegisters,
+  Doorbell,
+  KernelIrqLines,
+  RunExit,
+} from "../accel.ts";
 import type { IrqLine, MsiSink } from "../types.ts";
 import { UserError } from "../types.ts";
-import { EAGAIN, EINTR, Libc, SIGUSR2, type ThreadTimer } from "./ffi.ts";
+import { EAGAIN, EFD_CLOEXEC, EFD_NONBLOCK, EINTR, Libc, SIGUSR2, type ThreadTimer } from "./ffi.ts";
 import * as K from "./kvm_api.ts";
 import { shapeCpuid } from "./cpuid.ts";
 import { KvmSystem, type KvmVm } from "./vm.ts";
-import type { KvmVcpu } from "./vcpu.ts";
+import { type KvmVcpu, MSR_IA32_APICBASE } from "./vcpu.ts";
+import { IoEventPoller } from "./ioevent.ts";
 import { probeKvm } from "./probe.ts";
 import {
   type ApStart,
@@ -46,6 +67,7 @@ import {
 export { checkKvmUsable, type KvmProbe, probeKvm, PVM_WARNING } from "./probe.ts";
 export { type CpuidEntry, IDENTITY_MAP_ADDR, KvmSystem, KvmVm, TSS_ADDR } from "./vm.ts";
 export { KvmVcpu } from "./vcpu.ts";
+export { IoEventPoller } from "./ioevent.ts";
 export { FEATURE_BITS, hasFeature, shapeCpuid } from "./cpuid.ts";
 
 /** How interrupts are split between the kernel and us (QEMU's `-accel kvm,kernel-irqchip=`). */
@@ -92,7 +114,25 @@ export interface KvmStats {
   eoi: number;
   msi: number;
   extInt: number;
+  /** Doorbell writes completed in the kernel and rung on this thread (ioeventfd). */
+  ioevent: number;
+  /** Interrupts injected through irqfd (kernel-irqchip=on pulse lines). */
+  irqfd: number;
 }
+
+/** Paravirtual MSRs QEMU zeroes on reset (kvm_put_msrs at KVM_PUT_RESET_STATE): kvmclock, async PF, steal time, PV EOI. */
+const PV_RESET_MSRS: readonly number[] = [
+  0x12, // MSR_KVM_SYSTEM_TIME
+  0x4b564d01, // MSR_KVM_SYSTEM_TIME_NEW
+  0x4b564d02, // MSR_KVM_ASYNC_PF_EN
+  0x4b564d03, // MSR_KVM_STEAL_TIME
+  0x4b564d04, // MSR_KVM_PV_EOI_EN
+  0x4b564d06, // MSR_KVM_ASYNC_PF_INT
+  0x6e0, // IA32_TSC_DEADLINE
+];
+/** IA32_APIC_BASE at reset: 0xfee00000, enabled (bit 11), BSP (bit 8) on vCPU 0 (SDM Vol. 3 §10.4.4). */
+const APIC_BASE_RESET = 0xfee00000n | 0x800n;
+const APIC_BASE_BSP = 0x100n;
 
 type PollClock = { nextDeadline?: () => number; runDue?: () => void };
 
@@ -116,6 +156,8 @@ export class KvmAccelerator implements Accelerator {
     eoi: 0,
     msi: 0,
     extInt: 0,
+    ioevent: 0,
+    irqfd: 0,
   };
 
   readonly #opts: Required<Pick<KvmOptions, "irqchip" | "sliceMs" | "path">> & KvmOptions;
@@ -134,6 +176,18 @@ export class KvmAccelerator implements Accelerator {
   #levelRoutes = new Map<number, number>();
   #routeList: Array<{ gsi: number; address: number; data: number }> = [];
   #aps: ApThread[] = [];
+  /** Power-on register pages of the in-kernel LAPICs (KVM_GET_LAPIC at creation), for reset(). */
+  #lapicReset: Uint8Array[] = [];
+  /** Power-on PIC/IOAPIC and PIT state (kernel-irqchip=on), for reset(). */
+  #irqchipReset: Uint8Array[] = [];
+  #pitReset: Uint8Array | null = null;
+  #poller: IoEventPoller | null = null;
+  #doorbells: Array<{ db: Doorbell; fd: number }> = [];
+  #doorbellsOn = false;
+  #irqfds = new Map<number, number>();
+  /** Last level sent per GSI through gsiLine (forgotten on reset, when the in-kernel chips restart). */
+  readonly #gsiLevels = new Map<number, boolean>();
+  readonly #one = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
   /** Host is kvm_pvm (set by init). */
   pvm = false;
 
@@ -148,9 +202,19 @@ export class KvmAccelerator implements Accelerator {
     return this.#vm;
   }
 
-  /** kernel-irqchip=on: an IrqLine driving in-kernel GSI `gsi` (KVM_IRQ_LINE). */
+  /**
+   * kernel-irqchip=on: an IrqLine driving in-kernel GSI `gsi` (KVM_IRQ_LINE). Only level changes reach the
+   * kernel: repeating a level changes nothing there (no new edge, IRR already set), so it costs no ioctl.
+   */
   gsiLine(gsi: number): IrqLine {
-    return { set: (level: boolean) => void this.vm.irqLine(gsi, level) };
+    const levels = this.#gsiLevels;
+    return {
+      set: (level: boolean) => {
+        if (levels.get(gsi) === level) return;
+        levels.set(gsi, level);
+        this.vm.irqLine(gsi, level);
+      },
+    };
   }
 
   init(board: AccelBoard, entry: CpuEntryState): void {
@@ -198,8 +262,100 @@ export class KvmAccelerator implements Accelerator {
       }));
     }
     this.#vcpus[0].setEntryState(entry);
+    if (this.#opts.irqchip !== "off") this.#lapicReset = this.#vcpus.map((v) => v.getLapic());
+    if (this.#opts.irqchip === "on") {
+      this.#irqchipReset = [K.KVM_IRQCHIP_PIC_MASTER, K.KVM_IRQCHIP_PIC_SLAVE, K.KVM_IRQCHIP_IOAPIC].map((
+        c,
+      ) => vm.getIrqchip(c));
+      this.#pitReset = vm.getPit2();
+      const lines: KernelIrqLines = { line: (g) => this.gsiLine(g), pulse: (g) => this.irqfdLine(g) };
+      board.useKernelIrqchip?.(lines);
+    }
     this.#setupSignals(libc);
+    this.#setupDoorbells(board, libc, warn);
     if (board.ncpus > 1 && this.#opts.apThreads !== false) this.#startAps(libc);
+  }
+
+  /**
+   * kernel-irqchip=on: an edge IrqLine into in-kernel GSI `gsi` through KVM irqfd (an eventfd write per
+   * set(true), no ioctl); one eventfd per GSI.
+   */
+  irqfdLine(gsi: number): { set(level: boolean): void } {
+    const vm = this.vm;
+    const libc = this.#libc!;
+    let fd = this.#irqfds.get(gsi);
+    if (fd === undefined) {
+      fd = libc.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+      try {
+        vm.irqfd(fd, gsi);
+      } catch (e: unknown) {
+        libc.close(fd);
+        throw e;
+      }
+      this.#irqfds.set(gsi, fd);
+    }
+    const efd = fd;
+    const one = this.#one;
+    const st = this.stats;
+    return {
+      set: (level: boolean) => {
+        if (!level) return;
+        st.irqfd++;
+        libc.write(efd, one);
+      },
+    };
+  }
+
+  /** Register the board's doorbells as ioeventfds served by a poller thread (nothing when it offers none). */
+  #setupDoorbells(board: AccelBoard, libc: Libc, warn: (l: string) => void): void {
+    const list = board.doorbells?.list() ?? [];
+    if (list.length === 0) return;
+    const poller = new IoEventPoller(libc, libc.gettid());
+    const st = this.stats;
+    for (const db of list) {
+      const fd = poller.add(() => {
+        st.ioevent++;
+        db.ring();
+      });
+      if (fd === null) {
+        warn(`warning: more than ${poller.size} doorbells: the rest use ordinary MMIO exits`);
+        break;
+      }
+      this.#doorbells.push({ db, fd });
+    }
+    this.#poller = poller;
+    this.#syncDoorbells();
+    poller.start();
+  }
+
+  /** Assign or deassign every ioeventfd to follow `board.doorbells.enabled`. */
+  #syncDoorbells(): void {
+    const want = this.#board?.doorbells?.enabled ?? false;
+    if (want === this.#doorbellsOn || this.#doorbells.length === 0) return;
+    const vm = this.#vm!;
+    const done: Array<{ db: Doorbell; fd: number }> = [];
+    try {
+      for (const d of this.#doorbells) {
+        vm.ioeventfd(d.fd, d.db.addr, d.db.size, { datamatch: d.db.value, deassign: !want });
+        done.push(d);
+      }
+    } catch (e: unknown) {
+      // Undo a half-applied change so every doorbell is in one state (all exits when assignment failed).
+      for (const d of done) {
+        vm.ioeventfd(d.fd, d.db.addr, d.db.size, { datamatch: d.db.value, deassign: want });
+      }
+      if (want) {
+        (this.#opts.warn ?? ((l: string) => console.error(l)))(
+          `warning: ioeventfd unavailable (${(e as Error).message}): doorbells use ordinary MMIO exits`,
+        );
+        this.#doorbells = [];
+        return;
+      }
+      throw e;
+    }
+    this.#doorbellsOn = want;
+    // Writes that completed in the kernel before a deassign still have to reach their devices.
+    if (!want) this.#poller?.drainAll();
   }
 
   #startAps(libc: Libc): void {
@@ -381,6 +537,10 @@ export class KvmAccelerator implements Accelerator {
     }
     const ap = this.#serviceAps();
     if (ap !== null) return ap;
+    if (this.#poller !== null) {
+      this.#syncDoorbells();
+      this.#poller.drain();
+    }
     // With AP workers this thread runs vCPU 0 only.
     const n = this.#aps.length > 0 ? 1 : this.#vcpus.length;
     const budgetMs = this.#opts.sliceMs / n;
@@ -419,8 +579,10 @@ export class KvmAccelerator implements Accelerator {
         if (e === EINTR || e === EAGAIN) {
           st.intr++;
           libc.eatSignal(SIGUSR2);
+          // A kick from the ioeventfd poller: ring the doorbells and go on while the slice lasts.
+          const rang = this.#poller !== null && this.#poller.drain() > 0;
           // A kick from an AP (or the slice timer): serve the APs, go on while the slice lasts.
-          if (this.#aps.length === 0) return null;
+          if (this.#aps.length === 0 && !rang) return null;
           const ap = this.#serviceAps();
           if (ap !== null) return ap;
           if (this.#stop) return { kind: "paused" };
@@ -542,14 +704,42 @@ export class KvmAccelerator implements Accelerator {
   }
 
   reset(entry: CpuEntryState): void {
+    const vm = this.#vm;
+    if (vm === null) throw new Error("KvmAccelerator: init() has not run");
+    // Doorbell writes from before the reset belong to the old guest: drop them.
+    this.#poller?.discardAll();
+    if (this.#opts.irqchip === "on") {
+      this.#gsiLevels.clear();
+      for (const chip of this.#irqchipReset) vm.setIrqchip(chip);
+      if (this.#pitReset !== null) vm.setPit2(this.#pitReset);
+    }
     this.#vcpus.forEach((v, i) => {
       this.#halted[i] = false;
-      if (i === 0) v.setEntryState(entry);
-      else if (this.#opts.irqchip !== "off") v.setMpState(K.KVM_MP_STATE_UNINITIALIZED);
+      // APIC base first: KVM_SET_LAPIC reads the ID in the format of the current (xAPIC/x2APIC) mode.
+      v.setMsrsLenient([
+        { index: MSR_IA32_APICBASE, value: APIC_BASE_RESET | (i === 0 ? APIC_BASE_BSP : 0n) },
+        ...PV_RESET_MSRS.map((index) => ({ index, value: 0n })),
+      ]);
+      const page = this.#lapicReset[i];
+      if (page !== undefined) v.setLapic(page);
+      v.clearEvents();
+      if (i === 0) {
+        v.setEntryState(entry);
+        if (this.#opts.irqchip !== "off") v.setMpState(K.KVM_MP_STATE_RUNNABLE);
+      } else if (this.#opts.irqchip !== "off") {
+        v.setMpState(K.KVM_MP_STATE_UNINITIALIZED);
+      }
     });
   }
 
   destroy(): void {
+    this.#poller?.close();
+    this.#poller = null;
+    this.#doorbells = [];
+    this.#doorbellsOn = false;
+    for (const fd of this.#irqfds.values()) this.#libc?.close(fd);
+    this.#irqfds.clear();
+    if (this.#opts.irqchip === "on") this.#board?.useKernelIrqchip?.(null);
     if (this.#aps.length > 0) {
       this.#controlAps(CTL_QUIT);
       this.#waitApsParked(500);

@@ -330,6 +330,33 @@ export class KvmVcpu {
     }
   }
 
+  /** KVM_GET_LAPIC: the in-kernel LAPIC's 1 KiB register page (struct kvm_lapic_state). */
+  getLapic(): Uint8Array {
+    const b = new Uint8Array(K.SIZE.kvm_lapic_state);
+    this.#check("KVM_GET_LAPIC", this.#libc.ioctlBuf(this.fd, K.KVM_GET_LAPIC, b));
+    return b;
+  }
+
+  /** KVM_SET_LAPIC with a register page as getLapic returned it. */
+  setLapic(page: Uint8Array): void {
+    this.#check("KVM_SET_LAPIC", this.#libc.ioctlBuf(this.fd, K.KVM_SET_LAPIC, page.slice()));
+  }
+
+  /**
+   * KVM_SET_VCPU_EVENTS with nothing pending (no exception, interrupt, NMI or interrupt shadow), as after
+   * RESET. Returns 0 or -errno (kvm_pvm may refuse parts of it; the caller decides).
+   */
+  clearEvents(): number {
+    const b = new Uint8Array(K.SIZE.kvm_vcpu_events);
+    // All-zero events; the flags make nmi.pending and the interrupt shadow count too.
+    new DataView(b.buffer).setUint32(
+      K.VCPU_EVENTS.flags,
+      K.KVM_VCPUEVENT_VALID_NMI_PENDING | K.KVM_VCPUEVENT_VALID_SHADOW,
+      true,
+    );
+    return this.#libc.ioctlBuf(this.fd, K.KVM_SET_VCPU_EVENTS, b);
+  }
+
   /** KVM_INTERRUPT: queue external interrupt `vector` (userspace PIC ExtINT under split irqchip). */
   interrupt(vector: number): number {
     const b = new Uint8Array(4);

@@ -337,6 +337,31 @@ export class KvmVm {
     this.#check("KVM_IOEVENTFD", this.#libc.ioctlBuf(this.fd, K.KVM_IOEVENTFD, b));
   }
 
+  /** KVM_GET_IRQCHIP (kernel-irqchip=on): the raw struct kvm_irqchip of chip `chipId` (KVM_IRQCHIP_*). */
+  getIrqchip(chipId: number): Uint8Array {
+    const b = new Uint8Array(K.SIZE.kvm_irqchip);
+    new DataView(b.buffer).setUint32(0, chipId, true);
+    this.#check("KVM_GET_IRQCHIP", this.#libc.ioctlBuf(this.fd, K.KVM_GET_IRQCHIP, b));
+    return b;
+  }
+
+  /** KVM_SET_IRQCHIP with a struct kvm_irqchip as getIrqchip returned it. */
+  setIrqchip(state: Uint8Array): void {
+    this.#check("KVM_SET_IRQCHIP", this.#libc.ioctlBuf(this.fd, K.KVM_SET_IRQCHIP, state.slice()));
+  }
+
+  /** KVM_GET_PIT2: the in-kernel PIT's struct kvm_pit_state2. */
+  getPit2(): Uint8Array {
+    const b = new Uint8Array(K.SIZE.kvm_pit_state2);
+    this.#check("KVM_GET_PIT2", this.#libc.ioctlBuf(this.fd, K.KVM_GET_PIT2, b));
+    return b;
+  }
+
+  /** KVM_SET_PIT2. */
+  setPit2(state: Uint8Array): void {
+    this.#check("KVM_SET_PIT2", this.#libc.ioctlBuf(this.fd, K.KVM_SET_PIT2, state.slice()));
+  }
+
   /** KVM_CREATE_VCPU with id `index` (= APIC id) and mmap its kvm_run page. */
   createVcpu(index: number): KvmVcpu {
     const fd = this.#check("KVM_CREATE_VCPU", this.#libc.ioctl(this.fd, K.KVM_CREATE_VCPU, index));
