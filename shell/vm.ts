@@ -301,6 +301,7 @@ async function makeAccelerator(
           log: (m) =>
             log.has("unimp") || log.has("guest_errors") || log.has("int") ? log.print(m) : undefined,
           logInterrupts: log.has("int"),
+          ...(log.has("in_asm") ? { inAsm: (line: string) => log.print(line) } : {}),
         });
       }
       const { KvmAccelerator, probeKvm, PVM_WARNING } = await import("../core/kvm/mod.ts");

@@ -170,6 +170,15 @@ export class Cpu {
   }
 
   set ip(v: number) {
+    // A target in the cached code page keeps the fetch pointer (jumps within a page skip fetch8Slow).
+    const o = v - this.fpLin;
+    if (o >= 0 && o < 4096) {
+      const base = this.fpBase;
+      this.fp = (base + o) >>> 0;
+      this.fpEnd = (base + 4096) >>> 0;
+      this.fpActive = true;
+      return;
+    }
     this.ipSlow = v;
     this.fpActive = false;
     this.fpEnd = 0;
@@ -990,8 +999,9 @@ export class Cpu {
   /** Drop the cached code page (keeps the current ip). */
   invalidateFetch(): void {
     if (this.fpActive) {
-      const ip = this.ip;
-      this.ip = ip;
+      this.ipSlow = this.fpLin + (this.fp - this.fpBase);
+      this.fpActive = false;
+      this.fpEnd = 0;
     }
     this.fpLin = NaN;
   }

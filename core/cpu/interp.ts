@@ -221,6 +221,19 @@ export class Interp {
     return c.rd(sz, this.la);
   }
 
+  /**
+   * rdE for a read-modify-write destination: probes that the whole operand is writable first, so a write
+   * fault (COW, read-only page) is raised before the flags change (the CPU reads with write intent).
+   */
+  rdEw(sz: number): number {
+    if (!this.isReg) {
+      const c = this.c;
+      c.checkW(this.la);
+      c.checkW(this.la + sz - 1);
+    }
+    return this.rdE(sz);
+  }
+
   wrE(sz: number, v: number, vh: number): void {
     const c = this.c;
     if (this.isReg) {
@@ -386,7 +399,8 @@ export class Interp {
   step(): void {
     const c = this.c;
     const start = c.rip + c.segBase[CS];
-    if (c.ip !== start) c.ip = start;
+    // The previous instruction normally leaves the fetch pointer at rip (the `ip` getter, inlined).
+    if (!c.fpActive || c.fpLin + (c.fp - c.fpBase) !== start) c.ip = start;
     c.startIp = start;
     if (this.trace !== null) this.trace(c);
     const long = c.long64;
@@ -398,16 +412,28 @@ export class Interp {
     this.pfx = 0;
     let b = c.fetch8();
     const k = PREFIX_KIND[b];
-    if (k !== 0 && (k !== 2 || long)) b = this.prefixes(b, def);
-    else {
+    if (k === 0 || (k === 2 && !long)) {
       this.rex = 0;
       this.rexR = this.rexX = this.rexB = 0;
       this.rexW = false;
       this.lock = false;
-    }
+    } else if (k === 2) {
+      // A lone REX prefix (the common case in 64-bit code) without the general prefix loop.
+      const nb = c.fetch8();
+      if (PREFIX_KIND[nb] === 0) {
+        this.rex = b;
+        this.lock = false;
+        this.rexW = (b & 8) !== 0;
+        this.rexR = (b & 4) << 1;
+        this.rexX = (b & 2) << 2;
+        this.rexB = (b & 1) << 3;
+        if (b & 8) this.opsz = 8;
+        b = nb;
+      } else b = this.prefixes(nb, def); // a REX followed by another prefix is ignored
+    } else b = this.prefixes(b, def);
     if (b === 0x0f) this.exec0f(c.fetch8());
     else this.exec1(b);
-    c.rip = c.ip - c.segBase[CS];
+    c.rip = (c.fpActive ? c.fpLin + (c.fp - c.fpBase) : c.ipSlow) - c.segBase[CS];
     c.icount++;
   }
 
@@ -540,7 +566,7 @@ export class Interp {
         switch (b & 7) {
           case 0:
             this.modrm(0);
-            v = alu(c, op, 1, this.rdE(1), 0, this.rdG(1), 0);
+            v = alu(c, op, 1, op !== ALU_CMP ? this.rdEw(1) : this.rdE(1), 0, this.rdG(1), 0);
             if (op !== ALU_CMP) this.wrE(1, v, 0);
             return;
           case 1:
@@ -548,7 +574,7 @@ export class Interp {
             this.modrm(0);
             t = this.rdG(sz);
             vh = c.hi;
-            v = this.rdE(sz);
+            v = op !== ALU_CMP ? this.rdEw(sz) : this.rdE(sz);
             v = alu(c, op, sz, v, c.hi, t, vh);
             if (op !== ALU_CMP) this.wrE(sz, v, c.hi);
             return;
@@ -780,7 +806,7 @@ export class Interp {
         if (b === 0x82 && c.long64) this.unimpl("82");
         this.modrm(1);
         t = c.fetch8();
-        v = alu(c, this.reg & 7, 1, this.rdE(1), 0, t, 0);
+        v = alu(c, this.reg & 7, 1, (this.reg & 7) !== ALU_CMP ? this.rdEw(1) : this.rdE(1), 0, t, 0);
         if ((this.reg & 7) !== ALU_CMP) this.wrE(1, v, 0);
         return;
       case 0x81:
@@ -788,7 +814,7 @@ export class Interp {
         this.modrm(sz === 2 ? 2 : 4);
         {
           const la = this.la;
-          v = this.rdE(sz);
+          v = (this.reg & 7) !== ALU_CMP ? this.rdEw(sz) : this.rdE(sz);
           vh = c.hi;
           t = this.imm(sz);
           this.la = la;
@@ -799,7 +825,7 @@ export class Interp {
       case 0x83:
         sz = this.opsz;
         this.modrm(1);
-        v = this.rdE(sz);
+        v = (this.reg & 7) !== ALU_CMP ? this.rdEw(sz) : this.rdE(sz);
         vh = c.hi;
         t = this.imm8s(sz);
         v = alu(c, this.reg & 7, sz, v, vh, t, sz === 8 ? c.hi : 0);
@@ -1007,7 +1033,7 @@ export class Interp {
       case 0xd3: {
         sz = b & 1 ? this.opsz : 1;
         this.modrm(b < 0xd0 ? 1 : 0);
-        v = this.rdE(sz);
+        v = this.rdEw(sz);
         vh = c.hi;
         const cnt = b < 0xd0 ? c.fetch8() : b < 0xd2 ? 1 : r[1] & 0xff;
         v = shift(c, this.reg & 7, sz, v, vh, cnt);
@@ -1222,7 +1248,7 @@ export class Interp {
       case 0xfe:
         this.modrm(0);
         if ((this.reg & 7) > 1) c.ud();
-        v = incdec(c, 1, this.rdE(1), 0, this.reg & 1 ? -1 : 1);
+        v = incdec(c, 1, this.rdEw(1), 0, this.reg & 1 ? -1 : 1);
         this.wrE(1, v, 0);
         return;
       case 0xff:
@@ -1311,7 +1337,7 @@ export class Interp {
     // Peek the reg field: TEST (0, 1) has an immediate.
     const m = this.peekModrmReg();
     this.modrm(m < 2 ? (sz === 1 ? 1 : sz === 2 ? 2 : 4) : 0);
-    let v = this.rdE(sz);
+    let v = m === 2 || m === 3 ? this.rdEw(sz) : this.rdE(sz);
     const vh = c.hi;
     switch (this.reg & 7) {
       case 0:
@@ -1363,7 +1389,7 @@ export class Interp {
     switch (op) {
       case 0:
       case 1:
-        v = this.rdE(sz);
+        v = this.rdEw(sz);
         v = incdec(c, sz, v, c.hi, op === 0 ? 1 : -1);
         this.wrE(sz, v, c.hi);
         return;
@@ -1567,7 +1593,7 @@ export class Interp {
       case 0xad: {
         sz = this.opsz;
         this.modrm(b & 1 ? 0 : 1);
-        v = this.rdE(sz);
+        v = this.rdEw(sz);
         vh = c.hi;
         t = this.rdG(sz);
         const th = c.hi;
@@ -1589,7 +1615,7 @@ export class Interp {
       case 0xb1: {
         sz = b & 1 ? this.opsz : 1;
         this.modrm(0);
-        v = this.rdE(sz);
+        v = this.rdEw(sz);
         vh = c.hi;
         const a = sz === 1 ? r[0] & 0xff : c.getReg(sz, 0);
         const ah = c.hi;
@@ -1683,7 +1709,7 @@ export class Interp {
       case 0xc1: {
         sz = b & 1 ? this.opsz : 1;
         this.modrm(0);
-        v = this.rdE(sz);
+        v = this.rdEw(sz);
         vh = c.hi;
         t = this.rdG(sz);
         const s = alu(c, 0, sz, v, vh, t, c.hi);
@@ -1730,7 +1756,7 @@ export class Interp {
       }
     }
     this.la = la;
-    let v = this.rdE(sz);
+    let v = op !== 0 ? this.rdEw(sz) : this.rdE(sz);
     let vh = sz === 8 ? c.hi : 0;
     let cf: number;
     if (bit < 32) cf = (v >>> bit) & 1;

@@ -38,7 +38,10 @@ export interface SoftCpuOptions {
   log?: (msg: string) => void;
   /** Per-instruction trace hook (`-d in_asm`-like; slow). */
   trace?: (cpu: number, rip: number) => void;
-  /** `-d in_asm`-like: receives a disassembled line for every executed instruction (slow; disables translation). */
+  /**
+   * `-d in_asm`: receives the disassembly of each instruction the first time it runs (per address space),
+   * with QEMU's `IN:` block headers (slow; disables translation).
+   */
   inAsm?: (line: string) => void;
   /** Log every interrupt/exception delivered (`-d int`). */
   logInterrupts?: boolean;
@@ -55,6 +58,9 @@ interface SteppedClock {
   runDue?: () => void;
 }
 
+/** Longest run (host ms) between yields that let the event loop poll host I/O and timers. */
+const MACRO_YIELD_MS = 25;
+
 const SEG_KEYS = ["es", "cs", "ss", "ds", "fs", "gs"] as const;
 
 /** The `-accel tcg` accelerator: a software x86-64 CPU per vCPU. */
@@ -70,7 +76,7 @@ export class SoftCpuAccelerator implements Accelerator {
   #wake: (() => void) | null = null;
 
   constructor(opts: SoftCpuOptions = {}) {
-    this.#opts = opts;
+    this.#opts = { ...opts };
   }
 
   /** The vCPU objects (tests, debugging). */
@@ -97,6 +103,18 @@ export class SoftCpuAccelerator implements Accelerator {
     let n = 0;
     for (const t of this.#trs) n += t.invalidated;
     return n;
+  }
+
+  /** Turn the block translator on or off for every vCPU (takes effect at the next block boundary). */
+  setTranslate(on: boolean): void {
+    this.#opts.translate = on;
+    for (const t of this.#trs) t.enabled = on && !this.#opts.trace && !this.#opts.inAsm;
+  }
+
+  /** Install (or clear) the sampling profiler hook after construction (see SoftCpuOptions.sample). */
+  setSampler(fn: ((cpu: number, rip: number) => void) | null): void {
+    if (fn) this.#opts.sample = fn;
+    else delete this.#opts.sample;
   }
 
   /** Total instructions retired by all vCPUs. */
@@ -165,11 +183,25 @@ export class SoftCpuAccelerator implements Accelerator {
     if (inAsm) {
       const { Disassembler } = await import("./disasm.ts");
       const d = new Disassembler();
+      // Like QEMU's in_asm (one listing per translated block, not per execution): each instruction is
+      // listed the first time it runs, per address space for user code; a new run of them gets a header.
+      const kernelSeen = new Set<number>();
+      const userSeen = new Map<number, Set<number>>();
       this.#interps.forEach((it, i) => {
         const tr = this.#opts.trace;
+        let next = NaN;
         it.trace = (c) => {
           tr?.(i, c.rip);
-          inAsm(`cpu${i} ${d.line(c)}`);
+          let seen = kernelSeen;
+          if (c.rip >= 0) {
+            seen = userSeen.get(c.cr3) ?? new Set<number>();
+            if (seen.size === 0) userSeen.set(c.cr3, seen);
+          }
+          if (seen.has(c.rip)) return;
+          seen.add(c.rip);
+          const line = d.line(c);
+          inAsm(c.rip === next ? line : `----------------\nIN: cpu${i}\n${line}`);
+          next = c.rip + d.length;
         };
       });
       for (const t of this.#trs) t.enabled = false;
@@ -181,11 +213,23 @@ export class SoftCpuAccelerator implements Accelerator {
       resolveYield = null;
       r?.();
     };
-    const yieldNow = () =>
-      new Promise<void>((res) => {
+    // A MessageChannel round trip is cheap but never lets the host poll for new I/O (sockets, stdin):
+    // at least every MACRO_YIELD_MS of running, yield through a timer instead.
+    let lastMacro = performance.now();
+    const yieldNow = () => {
+      if (performance.now() - lastMacro >= MACRO_YIELD_MS) {
+        return new Promise<void>((res) => {
+          setTimeout(() => {
+            lastMacro = performance.now();
+            res();
+          }, 0);
+        });
+      }
+      return new Promise<void>((res) => {
         resolveYield = res;
         chan.port2.postMessage(0);
       });
+    };
     const clock = board.clock as unknown as SteppedClock;
     // LAPICs that can wake a halted vCPU (devices/lapic.ts `onWake`) end the HLT sleep at once.
     for (const l of board.lapics) {
@@ -200,9 +244,11 @@ export class SoftCpuAccelerator implements Accelerator {
         do {
           allIdle = true;
           for (let i = 0; i < this.#cpus.length; i++) {
-            const r = this.#runCpu(i, 20000);
+            const r = this.#runCpu(i, 20000, end);
             if (r === -1) return { kind: "shutdown", reason: "triple-fault" };
             if (r === 0) allIdle = false;
+            // requestStop() from an I/O handler ends the slice at that instruction's boundary (KVM exits per PIO).
+            if (this.#stop) return { kind: "paused" };
           }
           clock.runDue?.();
         } while (!allIdle && performance.now() < end && !this.#stop);
@@ -225,6 +271,7 @@ export class SoftCpuAccelerator implements Accelerator {
                 res();
               };
             });
+            lastMacro = performance.now();
           } else await yieldNow();
           clock.runDue?.();
         } else await yieldNow();
@@ -236,8 +283,11 @@ export class SoftCpuAccelerator implements Accelerator {
     }
   }
 
-  /** Run vCPU i for up to `budget` instructions. Returns 0 ran, 1 idle (halted), -1 triple fault. */
-  #runCpu(i: number, budget: number): number {
+  /**
+   * Run vCPU i for up to `budget` instructions or until host time `deadline` (checked between chunks: a
+   * REP string slice counts as one instruction). Returns 0 ran, 1 idle (halted), -1 triple fault.
+   */
+  #runCpu(i: number, budget: number, deadline: number): number {
     const c = this.#cpus[i];
     const it = this.#interps[i];
     const tr = this.#trs[i];
@@ -306,7 +356,7 @@ export class SoftCpuAccelerator implements Accelerator {
         k++;
       }
       budget -= k;
-      if (c.halted) return 0;
+      if (c.halted || this.#stop || performance.now() >= deadline) return 0;
     }
     return 0;
   }

@@ -82,6 +82,8 @@ function loadSrc(it: Interp, s: Scratch, bytes: number): void {
 
 function storeMem(c: Cpu, la: number, x: Int32Array, base: number, bytes: number): void {
   if (bytes === 16) {
+    // All or nothing, faulting on the first unwritable byte (CR2 = la when la's page faults).
+    c.checkW(la);
     c.checkW(la + 15);
   }
   if (bytes === 4) {
@@ -558,7 +560,133 @@ export function execSse(it: Interp, b: number): void {
     case 0x5b:
       it.unimpl(`0f ${b.toString(16)} conversion`);
   }
+  if (p === 0x66 && sse2IntExtra(it, b)) return;
   it.unimpl(`0f ${b.toString(16)}${p ? " pfx " + p.toString(16) : ""}`);
+}
+
+function satS8(v: number): number {
+  return v > 127 ? 127 : v < -128 ? -128 : v;
+}
+
+function satS16(v: number): number {
+  return v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+}
+
+/**
+ * 66-prefixed SSE2 integer ops outside the main switch (SDM vol. 2): saturating add/sub (D8/D9/DC/DD,
+ * E8/E9/EC/ED), multiplies (D5/E4/E5/F4/F5), PSADBW (F6), averages (E0/E3), packs (63/67/6B),
+ * PINSRW/PEXTRW (C4/C5). ModRM (and for C4/C5 the imm8 slot) is already decoded. False: not one of them.
+ */
+function sse2IntExtra(it: Interp, b: number): boolean {
+  const c = it.c;
+  const { x, s } = xv(c);
+  const d = it.reg * 4;
+  const w = it.reg * 8;
+  const by = it.reg * 16;
+  switch (b) {
+    case 0xc4: {
+      const v = it.isReg ? c.r[it.rm] & 0xffff : c.rd16(it.la);
+      x.u16[w + (c.fetch8() & 7)] = v;
+      return true;
+    }
+    case 0xc5: {
+      if (!it.isReg) c.ud();
+      const v = x.u16[it.rm * 8 + (c.fetch8() & 7)];
+      c.setReg(4, it.reg, v, 0);
+      return true;
+    }
+    case 0xd8:
+    case 0xdc:
+    case 0xe0: {
+      loadSrc(it, s, 16);
+      for (let i = 0; i < 16; i++) {
+        const a = x.u8[by + i], v = s.u8[i];
+        x.u8[by + i] = b === 0xd8 ? Math.max(a - v, 0) : b === 0xdc ? Math.min(a + v, 255) : (a + v + 1) >> 1;
+      }
+      return true;
+    }
+    case 0xd9:
+    case 0xdd:
+    case 0xe3: {
+      loadSrc(it, s, 16);
+      for (let i = 0; i < 8; i++) {
+        const a = x.u16[w + i], v = s.u16[i];
+        x.u16[w + i] = b === 0xd9 ? Math.max(a - v, 0) : b === 0xdd ? Math.min(a + v, 65535) : (a + v + 1) >> 1;
+      }
+      return true;
+    }
+    case 0xe8:
+    case 0xec: {
+      loadSrc(it, s, 16);
+      for (let i = 0; i < 16; i++) {
+        const a = x.i8[by + i], v = s.i8[i];
+        x.i8[by + i] = satS8(b === 0xe8 ? a - v : a + v);
+      }
+      return true;
+    }
+    case 0xe9:
+    case 0xed:
+    case 0xd5:
+    case 0xe4:
+    case 0xe5: {
+      loadSrc(it, s, 16);
+      for (let i = 0; i < 8; i++) {
+        const a = x.i16[w + i], v = s.i16[i];
+        if (b === 0xe9) x.i16[w + i] = satS16(a - v);
+        else if (b === 0xed) x.i16[w + i] = satS16(a + v);
+        else if (b === 0xd5) x.i16[w + i] = Math.imul(a, v);
+        else if (b === 0xe5) x.i16[w + i] = (a * v) >> 16;
+        else x.u16[w + i] = (x.u16[w + i] * s.u16[i]) >>> 16;
+      }
+      return true;
+    }
+    case 0xf4: {
+      loadSrc(it, s, 16);
+      for (let i = 0; i < 4; i += 2) {
+        const p = BigInt(x.i32[d + i] >>> 0) * BigInt(s.i32[i] >>> 0);
+        x.i32[d + i] = Number(p & 0xffffffffn) | 0;
+        x.i32[d + i + 1] = Number(p >> 32n) | 0;
+      }
+      return true;
+    }
+    case 0xf5: {
+      loadSrc(it, s, 16);
+      for (let i = 0; i < 4; i++) {
+        x.i32[d + i] = (x.i16[w + 2 * i] * s.i16[2 * i] + x.i16[w + 2 * i + 1] * s.i16[2 * i + 1]) | 0;
+      }
+      return true;
+    }
+    case 0xf6: {
+      loadSrc(it, s, 16);
+      for (let h = 0; h < 2; h++) {
+        let sum = 0;
+        for (let i = 0; i < 8; i++) sum += Math.abs(x.u8[by + 8 * h + i] - s.u8[8 * h + i]);
+        x.i32[d + 2 * h] = sum;
+        x.i32[d + 2 * h + 1] = 0;
+      }
+      return true;
+    }
+    case 0x63:
+    case 0x67:
+    case 0x6b: {
+      loadSrc(it, s, 16);
+      const t = new Int32Array(4);
+      const tb = new Int8Array(t.buffer), tu = new Uint8Array(t.buffer), tw = new Int16Array(t.buffer);
+      if (b === 0x6b) {
+        for (let i = 0; i < 4; i++) tw[i] = satS16(x.i32[d + i]);
+        for (let i = 0; i < 4; i++) tw[4 + i] = satS16(s.i32[i]);
+      } else {
+        for (let i = 0; i < 16; i++) {
+          const v = i < 8 ? x.i16[w + i] : s.i16[i - 8];
+          if (b === 0x63) tb[i] = satS8(v);
+          else tu[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+        }
+      }
+      for (let i = 0; i < 4; i++) x.i32[d + i] = t[i];
+      return true;
+    }
+  }
+  return false;
 }
 
 function roundEven(v: number): number {

@@ -68,8 +68,10 @@ export function execString(it: Interp, b: number): void {
     }
     if (it.count() === 0) return;
     if (--budget === 0) {
-      // Resume later at the same instruction so interrupts and timers can run.
+      // Resume later at the same instruction so interrupts and timers can run; brk ends the run loop's
+      // chunk so its host-time deadline is checked between slices.
       c.ip = c.startIp;
+      c.brk = true;
       return;
     }
   }

@@ -288,3 +288,51 @@ Deno.test("Cpu RDTSC follows the clock (TSC = ns × kHz / 1e6) and WRMSR TSC off
   const t2 = (BigInt(c.r[2] >>> 0) << 32n) | BigInt(c.r[0] >>> 0);
   assert.equal(t2, 1000n);
 });
+
+Deno.test("Interp leaves RFLAGS untouched when a read-modify-write to a read-only page faults", () => {
+  // Regression (cpu_bugs.md bug 2): the ALU result flags were committed before the write raised #PF, so a
+  // COW fault restarted adc/sbb/rcl with the wrong CF and the kernel saw a wrong flags image.
+  const cases: Array<[string, number[]]> = [
+    ["add qword [rbx],4", [0x48, 0x83, 0x03, 0x04]],
+    ["adc dword [rbx],1", [0x83, 0x13, 0x01]],
+    ["inc qword [rbx]", [0x48, 0xff, 0x03]],
+    ["shl dword [rbx],3", [0xc1, 0x23, 0x03]],
+    ["neg qword [rbx]", [0x48, 0xf7, 0x1b]],
+    ["xadd [rbx],rax", [0x48, 0x0f, 0xc1, 0x03]],
+    ["sub byte [rbx],1", [0x80, 0x2b, 0x01]],
+    ["cmpxchg [rbx],rcx", [0x48, 0x0f, 0xb1, 0x0b]],
+    ["bts dword [rbx],1", [0x0f, 0xba, 0x2b, 0x01]],
+    ["add [rbx],eax", [0x01, 0x03]],
+  ];
+  for (const [name, bytes] of cases) {
+    const { c, it, ram } = longModeCpu();
+    installTables(c, ram);
+    setReg(c, 4, 0x8000n);
+    ram.writeU64(0x2008, 0x5007n);
+    ram.writeU64(0x5000, 0x6007n);
+    ram.writeU64(0x6008, 0x101005n); // 0x40001000 -> 0x101000, read-only
+    ram.writeU32(0x101000, 0x10);
+    setReg(c, 3, 0x40001000n);
+    ram.write(CODE, new Uint8Array(bytes));
+    c.rip = CODE;
+    c.setFlags(0x247);
+    assert.equal(stepDeliver(it, c), EXC_PF, name);
+    // The frame's RFLAGS (pushed at rsp+16 after err and rip, cs) is the pre-instruction image.
+    assert.equal(ram.readU32(0x8000 - 48) & 3, 3, `${name}: error code P|W`);
+    assert.equal(ram.readU32(0x8000 - 24) & 0xfff, 0x247, `${name}: flags`);
+    assert.equal(ram.readU32(0x101000), 0x10, `${name}: memory`);
+  }
+});
+
+Deno.test("Cpu reports CR2 = the store address when a 16-byte SSE store faults in one page", () => {
+  // Regression (cpu_bugs.md bug 2b): the probe of the last byte came first, so CR2 was address + 15.
+  const { c, it, ram } = longModeCpu();
+  installTables(c, ram);
+  setReg(c, 4, 0x8000n);
+  c.cr4 |= 0x200; // OSFXSR
+  setReg(c, 3, 0x40000010n); // outside the 1 GiB identity map: not present
+  ram.write(CODE, new Uint8Array([0x0f, 0x11, 0x03])); // movups [rbx], xmm0
+  c.rip = CODE;
+  assert.equal(stepDeliver(it, c), EXC_PF);
+  assert.equal(c.cr2, 0x40000010);
+});

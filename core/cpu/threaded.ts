@@ -81,6 +81,15 @@ function rdE(c: Cpu, sz: number, rex: number, n: number, ea: Ea | null, la: numb
   return ea === null ? rdR(c, sz, n, rex) : rdM(c, sz, la);
 }
 
+/** rdE for a read-modify-write destination: faults on an unwritable operand before any flag changes. */
+function rdEw(c: Cpu, sz: number, rex: number, n: number, ea: Ea | null, la: number): number {
+  if (ea !== null) {
+    c.checkW(la);
+    c.checkW(la + sz - 1);
+  }
+  return rdE(c, sz, rex, n, ea, la);
+}
+
 function wrE(
   c: Cpu,
   sz: number,
@@ -350,7 +359,7 @@ export class ThreadedGen {
           }
           return (c) => {
             const la = ea === null ? 0 : ea(c);
-            const a = rdE(c, s, rex, rm, ea, la), ah = c.hi;
+            const a = rdEw(c, s, rex, rm, ea, la), ah = c.hi;
             const t = rdR(c, s, reg, rex);
             const x = alu(c, aop, s, a, ah, t, c.hi);
             wrE(c, s, rex, rm, ea, la, x, c.hi);
@@ -427,9 +436,10 @@ export class ThreadedGen {
         const v = b === 0x81 ? this.imm(s === 8 ? 4 : s) : b === 0x83 ? this.s8() : this.b8();
         const il = s === 8 ? v | 0 : v & MASK[s], ih = s === 8 ? v >> 31 : 0;
         const ea = this.fixEa(), rm = this.rm;
+        const rd = aop !== 7 ? rdEw : rdE;
         return (c) => {
           const la = ea === null ? 0 : ea(c);
-          const a = rdE(c, s, rex, rm, ea, la);
+          const a = rd(c, s, rex, rm, ea, la);
           const x = alu(c, aop, s, a, c.hi, il, ih);
           if (aop !== 7) wrE(c, s, rex, rm, ea, la, x, c.hi);
         };
@@ -546,7 +556,7 @@ export class ThreadedGen {
         const ea = this.fixEa(), rm = this.rm;
         return (c) => {
           const la = ea === null ? 0 : ea(c);
-          const a = rdE(c, s, rex, rm, ea, la);
+          const a = rdEw(c, s, rex, rm, ea, la);
           const x = shift(c, kind, s, a, c.hi, cnt < 0 ? c.r[1] & 0xff : cnt);
           wrE(c, s, rex, rm, ea, la, x, c.hi);
         };
@@ -607,9 +617,10 @@ export class ThreadedGen {
         }
         const ea = this.fixEa(), rm = this.rm;
         const m = MASK[s === 8 ? 4 : s];
+        const rd = kind >= 2 ? rdEw : rdE;
         return (c) => {
           const la = ea === null ? 0 : ea(c);
-          const a = rdE(c, s, rex, rm, ea, la), ah = c.hi;
+          const a = rd(c, s, rex, rm, ea, la), ah = c.hi;
           if (kind < 2) c.setRes(s, a & il, ah & ih, 0);
           else if (kind === 2) wrE(c, s, rex, rm, ea, la, ~a & m, ~ah);
           else {
@@ -628,7 +639,7 @@ export class ThreadedGen {
           const dir = kind === 0 ? 1 : -1;
           return (c) => {
             const la = ea === null ? 0 : ea(c);
-            const a = rdE(c, s, rex, rm, ea, la);
+            const a = rdEw(c, s, rex, rm, ea, la);
             const x = incdec(c, s, a, c.hi, dir);
             wrE(c, s, rex, rm, ea, la, x, c.hi);
           };

@@ -122,8 +122,12 @@ export class Translator {
 
   #translate(c: Cpu, rip: number, off: number): Block | null {
     const g = new ThreadedGen(c.u8, off, rip);
+    // u8 offset where rip's page ends: the next virtual page need not follow physically, so no
+    // instruction may be decoded unless all its bytes (at most 15) lie before this point.
+    const pageEnd = off + 4096 - (rip - Math.floor(rip / 4096) * 4096);
     let n = 0;
     while (n < MAX_INSNS) {
+      if (pageEnd - g.pos < 16) break;
       if (!g.insn()) {
         if (this.stops) {
           const k = Array.from(c.u8.slice(g.pos, g.pos + 4), (x) => x.toString(16).padStart(2, "0")).join(
@@ -134,7 +138,7 @@ export class Translator {
         break;
       }
       n++;
-      if (g.ended || g.pageLeft() < 16) break;
+      if (g.ended) break;
     }
     if (n === 0) return null;
     const fn = g.finish().run;

@@ -65,3 +65,42 @@ Deno.test("Translator blocks run push/call/ret and re-check code after it change
   assert.equal(getReg(c, 0), 100n);
   assert.ok(tr.invalidated >= 1);
 });
+
+/** Map virtual 0x201000 to physical 0x280000 (4 KiB pages over 0x200000-0x3fffff), the rest identity. */
+function splitPageCpu(): ReturnType<typeof longModeCpu> {
+  const t = longModeCpu();
+  const { c, ram } = t;
+  ram.writeU64(0x2000, 0x5000n | 7n);
+  for (let i = 0; i < 512; i++) ram.writeU64(0x5000 + i * 8, (BigInt(i) * 0x200000n) | 0x87n);
+  ram.writeU64(0x5008, 0x6000n | 7n);
+  for (let j = 0; j < 512; j++) ram.writeU64(0x6000 + j * 8, (0x200000n + BigInt(j) * 0x1000n) | 7n);
+  ram.writeU64(0x6008, 0x280000n | 7n);
+  c.flushTlb();
+  return t;
+}
+
+for (const straddle of [false, true]) {
+  Deno.test(
+    `Translator never decodes past a page end into the physically next page (${
+      straddle ? "first instruction straddles" : "first instruction ends at"
+    } the boundary)`,
+    () => {
+      // Regression (cpu_bugs.md bug 1: `segfault ... ip 0000000000470000`): a block entered in the last
+      // bytes of a page took its tail from the physically following page, not the next virtual page.
+      const { c, it, ram } = splitPageCpu();
+      const first = straddle ? [0x48, 0xc7, 0xc0, 0x00, 0x10, 0x00, 0x00] : [0xb8, 0x00, 0x10, 0x00, 0x00];
+      const start = 0x201000 - (straddle ? 4 : 5);
+      const k = 0x201000 - start;
+      ram.write(start, new Uint8Array(first.slice(0, k)));
+      ram.write(0x280000, new Uint8Array([...first.slice(k), 0x83, 0xc0, 0x01, 0xf4])); // add eax, 1; hlt
+      ram.write(0x201000, new Uint8Array([...first.slice(k), 0x83, 0xc0, 0x64, 0xf4])); // decoy
+      const tr = new Translator(1);
+      for (let round = 0; round < 3; round++) {
+        c.rip = start;
+        c.halted = false;
+        for (let i = 0; i < 10 && !c.halted; i++) if (!tr.run(c)) it.step();
+        assert.equal(c.r[0], 0x1001, `round ${round}`);
+      }
+    },
+  );
+}
