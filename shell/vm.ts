@@ -302,6 +302,8 @@ async function makeAccelerator(
             log.has("unimp") || log.has("guest_errors") || log.has("int") ? log.print(m) : undefined,
           logInterrupts: log.has("int"),
           ...(log.has("in_asm") ? { inAsm: (line: string) => log.print(line) } : {}),
+          // An async stat parks the event loop briefly so sockets and stdin are served during guest runs.
+          pollHost: () => Deno.stat("/"),
         });
       }
       const { KvmAccelerator, probeKvm, PVM_WARNING } = await import("../core/kvm/mod.ts");

@@ -51,6 +51,11 @@ export interface SoftCpuOptions {
   translate?: boolean;
   /** Host milliseconds to run before yielding to the event loop (default 4). */
   sliceMs?: number;
+  /**
+   * A cheap async host operation that makes the event loop poll for I/O (e.g. `() => Deno.stat("/")`),
+   * awaited every few ms of guest run time; without it a setTimeout(0) (~2 ms each) is used every 25 ms.
+   */
+  pollHost?: () => Promise<unknown>;
 }
 
 interface SteppedClock {
@@ -58,8 +63,8 @@ interface SteppedClock {
   runDue?: () => void;
 }
 
-/** Longest run (host ms) between yields that let the event loop poll host I/O and timers. */
-const MACRO_YIELD_MS = 25;
+/** Longest run (host ms) between yields that let the host poll I/O: with SoftCpuOptions.pollHost, else by timer. */
+const POLL_HOST_MS = 8, POLL_TIMER_MS = 25;
 
 const SEG_KEYS = ["es", "cs", "ss", "ds", "fs", "gs"] as const;
 
@@ -213,14 +218,21 @@ export class SoftCpuAccelerator implements Accelerator {
       resolveYield = null;
       r?.();
     };
-    // A MessageChannel round trip is cheap but never lets the host poll for new I/O (sockets, stdin):
-    // at least every MACRO_YIELD_MS of running, yield through a timer instead.
-    let lastMacro = performance.now();
-    const yieldNow = () => {
-      if (performance.now() - lastMacro >= MACRO_YIELD_MS) {
+    // A MessageChannel round trip (~10 µs) never lets the host poll for new I/O (sockets, stdin), nor does
+    // setImmediate reliably: at least every few ms of running, yield through an operation that parks the
+    // host event loop: the runner's pollHost (an async file op, ~0.1 ms) or else setTimeout(0) (~2 ms).
+    const pollHost = this.#opts.pollHost;
+    const pollMs = pollHost ? POLL_HOST_MS : POLL_TIMER_MS;
+    let lastPoll = performance.now();
+    const polled = () => {
+      lastPoll = performance.now();
+    };
+    const yieldNow = (): Promise<unknown> => {
+      if (performance.now() - lastPoll >= pollMs) {
+        if (pollHost) return pollHost().then(polled, polled);
         return new Promise<void>((res) => {
           setTimeout(() => {
-            lastMacro = performance.now();
+            polled();
             res();
           }, 0);
         });
@@ -230,6 +242,7 @@ export class SoftCpuAccelerator implements Accelerator {
         chan.port2.postMessage(0);
       });
     };
+
     const clock = board.clock as unknown as SteppedClock;
     // LAPICs that can wake a halted vCPU (devices/lapic.ts `onWake`) end the HLT sleep at once.
     for (const l of board.lapics) {
@@ -271,7 +284,7 @@ export class SoftCpuAccelerator implements Accelerator {
                 res();
               };
             });
-            lastMacro = performance.now();
+            polled();
           } else await yieldNow();
           clock.runDue?.();
         } else await yieldNow();

@@ -73,3 +73,19 @@ Deno.test("SoftCpuAccelerator in_asm lists each instruction once, with QEMU's IN
   assert.ok(text.split("\n").includes("0x000000000010000d:  out %al,%dx"), text);
   accel.destroy();
 });
+
+Deno.test("SoftCpuAccelerator awaits pollHost while the guest spins", async () => {
+  const { board, ram } = makeHarnessBoard({ ramBytes: 4 << 20 });
+  ram.write(CODE, new Uint8Array([0xeb, 0xfe])); // jmp $
+  let polls = 0;
+  const accel: SoftCpuAccelerator = new SoftCpuAccelerator({
+    pollHost: () => {
+      if (++polls === 2) accel.requestStop();
+      return Promise.resolve();
+    },
+  });
+  accel.init(board, linux64EntryState(ram, CODE));
+  assert.equal((await accel.run()).kind, "paused");
+  assert.equal(polls, 2);
+  accel.destroy();
+});

@@ -611,7 +611,11 @@ function sse2IntExtra(it: Interp, b: number): boolean {
       loadSrc(it, s, 16);
       for (let i = 0; i < 8; i++) {
         const a = x.u16[w + i], v = s.u16[i];
-        x.u16[w + i] = b === 0xd9 ? Math.max(a - v, 0) : b === 0xdd ? Math.min(a + v, 65535) : (a + v + 1) >> 1;
+        x.u16[w + i] = b === 0xd9
+          ? Math.max(a - v, 0)
+          : b === 0xdd
+          ? Math.min(a + v, 65535)
+          : (a + v + 1) >> 1;
       }
       return true;
     }
