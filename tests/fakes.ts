@@ -3,70 +3,13 @@
  * stepped Clock, and IRQ lines that record their levels. Test-only; production code uses core/.
  * @module
  */
-import type { Clock, GuestMemory, IrqLine, Timer } from "../core/types.ts";
+import type { Clock, IrqLine, Timer } from "../core/types.ts";
+import { ByteMemory } from "../core/memory.ts";
 
 /** GuestMemory over one Uint8Array starting at guest-physical 0. */
-export class FakeMemory implements GuestMemory {
-  readonly bytes: Uint8Array;
-  readonly #dv: DataView;
+export class FakeMemory extends ByteMemory {
   constructor(size: number) {
-    this.bytes = new Uint8Array(size);
-    this.#dv = new DataView(this.bytes.buffer);
-  }
-  get size(): number {
-    return this.bytes.length;
-  }
-  isRam(gpa: number, len: number): boolean {
-    return Number.isInteger(gpa) && Number.isInteger(len) && gpa >= 0 && len >= 0 &&
-      gpa + len <= this.bytes.length;
-  }
-  read(gpa: number, len: number): Uint8Array | null {
-    return this.isRam(gpa, len) ? this.bytes.slice(gpa, gpa + len) : null;
-  }
-  readInto(gpa: number, dst: Uint8Array): boolean {
-    if (!this.isRam(gpa, dst.length)) return false;
-    dst.set(this.bytes.subarray(gpa, gpa + dst.length));
-    return true;
-  }
-  write(gpa: number, data: Uint8Array): boolean {
-    if (!this.isRam(gpa, data.length)) return false;
-    this.bytes.set(data, gpa);
-    return true;
-  }
-  view(gpa: number, len: number): Uint8Array | null {
-    return this.isRam(gpa, len) ? this.bytes.subarray(gpa, gpa + len) : null;
-  }
-  readU8(gpa: number): number {
-    return this.isRam(gpa, 1) ? this.bytes[gpa] : 0xff;
-  }
-  readU16(gpa: number): number {
-    return this.isRam(gpa, 2) ? this.#dv.getUint16(gpa, true) : 0xffff;
-  }
-  readU32(gpa: number): number {
-    return this.isRam(gpa, 4) ? this.#dv.getUint32(gpa, true) : 0xffffffff;
-  }
-  readU64(gpa: number): number {
-    return this.isRam(gpa, 8) ? Number(this.#dv.getBigUint64(gpa, true)) : -1;
-  }
-  writeU8(gpa: number, v: number): boolean {
-    if (!this.isRam(gpa, 1)) return false;
-    this.bytes[gpa] = v;
-    return true;
-  }
-  writeU16(gpa: number, v: number): boolean {
-    if (!this.isRam(gpa, 2)) return false;
-    this.#dv.setUint16(gpa, v, true);
-    return true;
-  }
-  writeU32(gpa: number, v: number): boolean {
-    if (!this.isRam(gpa, 4)) return false;
-    this.#dv.setUint32(gpa, v >>> 0, true);
-    return true;
-  }
-  writeU64(gpa: number, v: number | bigint): boolean {
-    if (!this.isRam(gpa, 8)) return false;
-    this.#dv.setBigUint64(gpa, BigInt.asUintN(64, BigInt(v)), true);
-    return true;
+    super(new Uint8Array(size));
   }
 }
 

@@ -27,7 +27,8 @@ import type {
   RunExit,
   SegmentState,
 } from "../core/accel.ts";
-import type { Clock, GuestMemory, MsiSink, Timer } from "../core/types.ts";
+import type { Clock, MsiSink, Timer } from "../core/types.ts";
+import { ByteMemory } from "../core/memory.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Guest RAM over a page-aligned SharedArrayBuffer (KVM needs page-aligned host addresses).
@@ -42,74 +43,20 @@ export function alignedSharedBytes(size: number): Uint8Array {
 }
 
 /** GuestMemory + PhysMap over one byte array at GPA 0 (no ROM, no holes). */
-export class FlatRam implements GuestMemory, PhysMap {
-  readonly u8: Uint8Array;
+export class FlatRam extends ByteMemory implements PhysMap {
   readonly generation = 0;
-  readonly #dv: DataView;
   constructor(u8: Uint8Array) {
-    this.u8 = u8;
-    this.#dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
+    super(u8);
   }
-  get size(): number {
-    return this.u8.length;
+  /** The backing bytes (PhysMap's name for them). */
+  get u8(): Uint8Array {
+    return this.bytes;
   }
   pageBase(gpn: number): number {
-    return gpn >= 0 && gpn * 4096 < this.u8.length ? gpn * 4096 : -1;
+    return gpn >= 0 && gpn * 4096 < this.bytes.length ? gpn * 4096 : -1;
   }
   isReadOnly(_gpn: number): boolean {
     return false;
-  }
-  isRam(gpa: number, len: number): boolean {
-    return Number.isInteger(gpa) && Number.isInteger(len) && gpa >= 0 && len >= 0 &&
-      gpa + len <= this.u8.length;
-  }
-  read(gpa: number, len: number): Uint8Array | null {
-    return this.isRam(gpa, len) ? this.u8.slice(gpa, gpa + len) : null;
-  }
-  readInto(gpa: number, dst: Uint8Array): boolean {
-    if (!this.isRam(gpa, dst.length)) return false;
-    dst.set(this.u8.subarray(gpa, gpa + dst.length));
-    return true;
-  }
-  write(gpa: number, data: Uint8Array): boolean {
-    if (!this.isRam(gpa, data.length)) return false;
-    this.u8.set(data, gpa);
-    return true;
-  }
-  view(gpa: number, len: number): Uint8Array | null {
-    return this.isRam(gpa, len) ? this.u8.subarray(gpa, gpa + len) : null;
-  }
-  readU8(gpa: number): number {
-    return this.isRam(gpa, 1) ? this.u8[gpa] : 0xff;
-  }
-  readU16(gpa: number): number {
-    return this.isRam(gpa, 2) ? this.#dv.getUint16(gpa, true) : 0xffff;
-  }
-  readU32(gpa: number): number {
-    return this.isRam(gpa, 4) ? this.#dv.getUint32(gpa, true) : 0xffffffff;
-  }
-  readU64(gpa: number): number {
-    return this.isRam(gpa, 8) ? Number(this.#dv.getBigUint64(gpa, true)) : -1;
-  }
-  writeU8(gpa: number, v: number): boolean {
-    if (!this.isRam(gpa, 1)) return false;
-    this.u8[gpa] = v;
-    return true;
-  }
-  writeU16(gpa: number, v: number): boolean {
-    if (!this.isRam(gpa, 2)) return false;
-    this.#dv.setUint16(gpa, v, true);
-    return true;
-  }
-  writeU32(gpa: number, v: number): boolean {
-    if (!this.isRam(gpa, 4)) return false;
-    this.#dv.setUint32(gpa, v >>> 0, true);
-    return true;
-  }
-  writeU64(gpa: number, v: number | bigint): boolean {
-    if (!this.isRam(gpa, 8)) return false;
-    this.#dv.setBigUint64(gpa, BigInt.asUintN(64, BigInt(v)), true);
-    return true;
   }
 }
 
