@@ -17,6 +17,14 @@ const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 /** A scratch directory with the seed lines' file names: vmlinux, bzImage, test.img (a copy of the rootfs). */
 export async function seedDir(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "mvt-boot-" });
+  // ~85 MiB of images: removed when the test module's process ends.
+  globalThis.addEventListener("unload", () => {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch {
+      // already gone
+    }
+  });
   await Deno.copyFile(await guestFile("vmlinux"), `${dir}/vmlinux`);
   await Deno.copyFile(await guestFile("bzImage"), `${dir}/bzImage`);
   await Deno.copyFile(await guestFile("initramfs.cpio.gz"), `${dir}/initramfs.cpio.gz`);
