@@ -32,7 +32,6 @@ const PORT_TO_HOST = 7002;
 const PING_OK = /3 packets transmitted, 3 packets received, 0% packet loss/;
 
 const dir = await seedDir();
-globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
 const skipTap = await netnsUnavailable();
 
 function withAppend(argv: readonly string[], extra: string): string[] {
