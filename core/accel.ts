@@ -32,6 +32,26 @@ export interface PhysMap {
   readonly generation: number;
 }
 
+/** The 16 general registers in x86 encoding order: the keys of CpuEntryState.regs and CpuRegisters.gpr besides rip and rflags. */
+export const GPR_NAMES: readonly string[] = [
+  "rax",
+  "rcx",
+  "rdx",
+  "rbx",
+  "rsp",
+  "rbp",
+  "rsi",
+  "rdi",
+  "r8",
+  "r9",
+  "r10",
+  "r11",
+  "r12",
+  "r13",
+  "r14",
+  "r15",
+];
+
 /** A segment register as loaded: selector plus hidden descriptor cache. `attrs` = VMX access-rights layout: type|S|DPL|P in bits 0..7, AVL|L|D/B|G in bits 12..15 (descriptor bits 40..55). */
 export interface SegmentState {
   selector: number;

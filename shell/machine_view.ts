@@ -3,7 +3,7 @@
  * over the runner (shell/vm.ts) and the board (devices/microvm.ts).
  * @module
  */
-import type { CpuRegisters } from "../core/accel.ts";
+import { type CpuRegisters, GPR_NAMES } from "../core/accel.ts";
 import type { DeviceRegistry } from "../core/config.ts";
 import { formatIrqStats } from "../core/irq.ts";
 import { UserError } from "../core/types.ts";
@@ -29,25 +29,7 @@ function resetRegisters(): CpuRegisters {
   const seg = (sel: number, base: number, attrs: number) => ({ selector: sel, base, limit: 0xffff, attrs });
   return {
     gpr: Object.fromEntries(
-      [
-        "rax",
-        "rbx",
-        "rcx",
-        "rdx",
-        "rsi",
-        "rdi",
-        "rbp",
-        "rsp",
-        "r8",
-        "r9",
-        "r10",
-        "r11",
-        "r12",
-        "r13",
-        "r14",
-        "r15",
-      ]
-        .map((k) => [k, 0n]).concat([["rip", 0xfff0n], ["rflags", 2n]]),
+      GPR_NAMES.map((k) => [k, 0n]).concat([["rip", 0xfff0n], ["rflags", 2n]]),
     ),
     seg: {
       es: seg(0, 0, 0x93),

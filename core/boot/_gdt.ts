@@ -5,7 +5,7 @@
  * @module
  */
 import type { GuestMemory } from "../types.ts";
-import type { SegmentState } from "../accel.ts";
+import { GPR_NAMES, type SegmentState } from "../accel.ts";
 
 /** Guest-physical address of the boot GDT (Firecracker BOOT_GDT_OFFSET). */
 export const BOOT_GDT_ADDR = 0x500;
@@ -55,27 +55,6 @@ export const RESET_LDTR: Readonly<SegmentState> = { selector: 0, base: 0, limit:
 /** CpuEntryState.regs with every general register, rip and rflags present and zero. */
 export function zeroRegs(): Record<string, bigint> {
   const regs: Record<string, bigint> = {};
-  for (
-    const r of [
-      "rax",
-      "rbx",
-      "rcx",
-      "rdx",
-      "rsi",
-      "rdi",
-      "rsp",
-      "rbp",
-      "r8",
-      "r9",
-      "r10",
-      "r11",
-      "r12",
-      "r13",
-      "r14",
-      "r15",
-      "rip",
-      "rflags",
-    ]
-  ) regs[r] = 0n;
+  for (const r of [...GPR_NAMES, "rip", "rflags"]) regs[r] = 0n;
   return regs;
 }

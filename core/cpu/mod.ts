@@ -16,13 +16,14 @@
  * ```
  * @module
  */
-import type {
-  AccelBoard,
-  Accelerator,
-  CpuEntryState,
-  CpuRegisters,
-  RunExit,
-  SegmentState,
+import {
+  type AccelBoard,
+  type Accelerator,
+  type CpuEntryState,
+  type CpuRegisters,
+  GPR_NAMES,
+  type RunExit,
+  type SegmentState,
 } from "../accel.ts";
 import { Cpu, CpuFault, CS, DS, ES, EXC_NMI, F_IF, FS, GS, LDTR, SS, TR } from "./cpu.ts";
 import { Interp } from "./interp.ts";
@@ -405,25 +406,7 @@ function loadSegState(c: Cpu, i: number, s: SegmentState): void {
 
 /** Apply a boot loader's entry state to vCPU c. */
 export function applyEntry(c: Cpu, e: CpuEntryState): void {
-  const names = [
-    "rax",
-    "rcx",
-    "rdx",
-    "rbx",
-    "rsp",
-    "rbp",
-    "rsi",
-    "rdi",
-    "r8",
-    "r9",
-    "r10",
-    "r11",
-    "r12",
-    "r13",
-    "r14",
-    "r15",
-  ];
-  names.forEach((n, i) => {
+  GPR_NAMES.forEach((n, i) => {
     const v = BigInt.asUintN(64, e.regs[n] ?? 0n);
     c.r[i] = Number(v & 0xffffffffn) | 0;
     c.r[i + 16] = Number(v >> 32n) | 0;
@@ -454,26 +437,8 @@ export function applyEntry(c: Cpu, e: CpuEntryState): void {
 
 /** Snapshot of vCPU c's registers. */
 export function cpuRegisters(c: Cpu): CpuRegisters {
-  const names = [
-    "rax",
-    "rcx",
-    "rdx",
-    "rbx",
-    "rsp",
-    "rbp",
-    "rsi",
-    "rdi",
-    "r8",
-    "r9",
-    "r10",
-    "r11",
-    "r12",
-    "r13",
-    "r14",
-    "r15",
-  ];
   const gpr: Record<string, bigint> = {};
-  names.forEach((n, i) => {
+  GPR_NAMES.forEach((n, i) => {
     gpr[n] = (BigInt(c.r[i + 16] >>> 0) << 32n) | BigInt(c.r[i] >>> 0);
   });
   gpr.rip = BigInt.asUintN(64, BigInt(c.rip));

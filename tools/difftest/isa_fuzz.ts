@@ -10,6 +10,7 @@
  * physically distant page on ours (decoy 0xcc bytes where the contiguous page would be).
  * @module
  */
+import { GPR_NAMES } from "../../core/accel.ts";
 import { Cpu, CpuFault } from "../../core/cpu/cpu.ts";
 import { CS, DS, ES, FS, GS, SS } from "../../core/cpu/cpu.ts";
 import { Interp } from "../../core/cpu/interp.ts";
@@ -23,24 +24,7 @@ import { disasm } from "./disasm.ts";
 export const CODE = 0x200000, DATA = 0x300000, CODE_MAX = 2048;
 const ST_SIZE = 400, IN_SIZE = 8 + CODE_MAX + ST_SIZE + 4096, OUT_SIZE = 8 + ST_SIZE + 4096;
 /** GPR names in encoding order. */
-export const GPR = [
-  "rax",
-  "rcx",
-  "rdx",
-  "rbx",
-  "rsp",
-  "rbp",
-  "rsi",
-  "rdi",
-  "r8",
-  "r9",
-  "r10",
-  "r11",
-  "r12",
-  "r13",
-  "r14",
-  "r15",
-];
+export const GPR: readonly string[] = GPR_NAMES;
 
 /** Architectural state compared by the fuzzer. */
 export interface MachineState {

@@ -5,6 +5,7 @@
  * Interrupt/exception dumps (`  12: v=0e e=0002 ...` and their register block) are skipped.
  * @module
  */
+import { GPR_NAMES as CORE_GPR_NAMES } from "../../core/accel.ts";
 
 /** One executed instruction: the state before it. */
 export interface TraceRecord {
@@ -138,24 +139,7 @@ export function parseQemuLog(text: string, full = false): TraceRecord[] {
 }
 
 /** GPR names in encoding order. */
-export const GPR_NAMES = [
-  "rax",
-  "rcx",
-  "rdx",
-  "rbx",
-  "rsp",
-  "rbp",
-  "rsi",
-  "rdi",
-  "r8",
-  "r9",
-  "r10",
-  "r11",
-  "r12",
-  "r13",
-  "r14",
-  "r15",
-];
+export const GPR_NAMES: readonly string[] = CORE_GPR_NAMES;
 
 /** Flags compared by default: arithmetic, DF, IF, TF (RF and reserved bits are ignored). */
 export const FLAGS_COMPARED = 0x8d5 | 0x400 | 0x200 | 0x100;
