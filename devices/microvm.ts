@@ -78,16 +78,6 @@ export interface MicrovmHost {
   drive(cfg: DriveConfig): BlockBackend;
   /** An opened -netdev by id. */
   netdev?(id: string): NetBackend;
-  /** Build a virtio-net device (supplied once devices/virtio/net.ts exists). */
-  makeNet?(
-    opts: {
-      id: string;
-      netdev: NetBackend;
-      netdevName: string;
-      props: Record<string, string>;
-      index: number;
-    },
-  ): VirtioDevice;
   /** Wall-clock time (ms since the epoch) at virtual time 0, for the RTC and kvmclock. */
   wallClockMs: number;
   kernel?: { name: string; bytes: Uint8Array };
@@ -457,12 +447,12 @@ export class Microvm {
       case "virtio-net-device": {
         const nd = p.netdev;
         if (!nd) throw new UserError(`Property 'virtio-net-device.netdev' can't be empty`);
-        if (!this.host.netdev || !this.host.makeNet) {
-          throw new UserError(`'virtio-net-device' is not available in this build`);
+        if (!this.host.netdev) {
+          throw new UserError(`Property 'virtio-net-device.netdev' can't find value '${nd}'`);
         }
         const backend = this.host.netdev(nd);
         this.#plug(
-          this.host.makeNet({ id, netdev: backend, netdevName: nd, props: p, index: this.#nicCount++ }),
+          VirtioNet.fromProps({ id, netdev: backend, netdevName: nd, props: p, index: this.#nicCount++ }),
         );
         return;
       }

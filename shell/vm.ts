@@ -11,8 +11,8 @@ import { type HostChar, openChardev } from "../core/host/chardev.ts";
 import { openBlockFile } from "../core/host/block_file.ts";
 import { guestFile } from "../core/host/guest_files.ts";
 import type { NetBackend } from "../core/types.ts";
-import { Microvm, MICROVM_DEVICES } from "../devices/microvm.ts";
-import { VirtioNet } from "../devices/virtio/net.ts";
+import { Microvm, MICROVM_DEVICES, TSC_KHZ } from "../devices/microvm.ts";
+import { CpuidModel } from "../core/cpu/cpuid.ts";
 import { type PluginManager, startPlugins } from "../plugins/loader.ts";
 import { openNetdev } from "../core/host/netdev.ts";
 import { formatCliError, isCliAction, parseCommandLine } from "./cli.ts";
@@ -385,7 +385,7 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
   let wallClockMs = Date.now();
   if (typeof cfg.rtc.base === "object") wallClockMs = cfg.rtc.base.epochSeconds * 1000;
   else if (cfg.rtc.base === "localtime") wallClockMs -= new Date().getTimezoneOffset() * 60_000;
-  const { cpuSignature, cpuFeatures } = await cpuIdentity(cfg);
+  const { cpuSignature, cpuFeatures } = cpuIdentity(cfg);
   const machine = new Microvm(cfg, {
     log,
     clock,
@@ -405,7 +405,6 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
       if (have) return have;
       throw new UserError(`Property 'virtio-net-device.netdev' can't find value '${id}'`);
     },
-    makeNet: (o) => VirtioNet.fromProps(o),
     wallClockMs,
     ...(kernel ? { kernel } : {}),
     ...(initrd ? { initrd } : {}),
@@ -442,19 +441,14 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
   return runner;
 }
 
-async function cpuIdentity(cfg: VmConfig): Promise<{ cpuSignature: number; cpuFeatures: number }> {
-  try {
-    const m = await import("../core/cpu/cpuid.ts");
-    const f = (m as unknown as { cpuIdentity?: (model: string) => { signature: number; features: number } })
-      .cpuIdentity;
-    if (f) {
-      const r = f(cfg.cpu.model);
-      return { cpuSignature: r.signature, cpuFeatures: r.features };
-    }
-  } catch {
-    // fall through to the defaults below
-  }
-  return { cpuSignature: 0x000663, cpuFeatures: 0x0781abfd };
+/**
+ * CPUID.01H EAX/EDX of the vCPU model, which qboot copies into the MP table's processor entries
+ * (EDX as the guest reads it: HTT set with more than one vCPU).
+ */
+function cpuIdentity(cfg: VmConfig): { cpuSignature: number; cpuFeatures: number } {
+  const [eax, , , edx] = new CpuidModel(cfg.cpu.model, cfg.cpu.features, TSC_KHZ).words.get(1) ??
+    [0, 0, 0, 0];
+  return { cpuSignature: eax >>> 0, cpuFeatures: (edx | (cfg.smp.cpus > 1 ? 1 << 28 : 0)) >>> 0 };
 }
 
 /** Entry point: returns the process exit code. */

@@ -244,7 +244,7 @@ export class VirtioNet implements VirtioDevice {
   }
 
   /**
-   * Build from -device string properties (the board's makeNet hook).
+   * Build from -device string properties (the board's -device path).
    * @throws UserError on a malformed property
    */
   static fromProps(o: {
