@@ -38,7 +38,8 @@ import {
 } from "./cpu.ts";
 import * as sys from "./system.ts";
 import { execString, execStringIo } from "./string.ts";
-import { execSse, execX87 } from "./sse.ts";
+import { execSse } from "./sse.ts";
+import { execX87, fwait } from "./x87.ts";
 
 const TWO32 = 4294967296;
 const TWO64 = 18446744073709551616;
@@ -963,7 +964,8 @@ export class Interp {
         }
         return;
       case 0x9b:
-        return; // WAIT/FWAIT: no pending x87 exceptions are modelled.
+        fwait(c); // WAIT/FWAIT: deliver a pending unmasked x87 exception as #MF
+        return;
       case 0x9c:
         if ((c.flags & 0x20000) && ((c.flags & F_IOPL) >> 12) < 3) c.gp(0);
         sz = this.stackSz();
@@ -1714,8 +1716,9 @@ export class Interp {
         t = this.rdG(sz);
         const s = alu(c, 0, sz, v, vh, t, c.hi);
         const sh = c.hi;
-        this.wrE(sz, s, sh);
+        // Source first: with the same register as both operands the sum wins (SDM XADD: DEST ← TEMP last).
         this.wrG(sz, v, vh);
+        this.wrE(sz, s, sh);
         return;
       }
       case 0xc7:
