@@ -205,7 +205,7 @@ export function roundExt(x: Fx, s: number, E: number, M: bigint, prec = x.prec):
 }
 
 /** x87 NaN propagation for two operands (at least one NaN; SDM vol. 1 table 4-7). */
-function pickNaN(x: Fx, ka: number, as: number, am: bigint, kb: number, bs: number, bm: bigint): void {
+export function pickNaN(x: Fx, ka: number, as: number, am: bigint, kb: number, bs: number, bm: bigint): void {
   if (ka === K_SNAN || kb === K_SNAN) x.exc |= IE;
   const an = ka === K_QNAN || ka === K_SNAN, bn = kb === K_QNAN || kb === K_SNAN;
   let useA: boolean;
@@ -234,7 +234,16 @@ function pre2(x: Fx, ka: number, as: number, am: bigint, kb: number, bs: number,
 }
 
 /** a + b (sub: a - b). */
-export function fadd(x: Fx, as: number, ae: number, am: bigint, bs: number, be: number, bm: bigint, sub: boolean): void {
+export function fadd(
+  x: Fx,
+  as: number,
+  ae: number,
+  am: bigint,
+  bs: number,
+  be: number,
+  bm: bigint,
+  sub: boolean,
+): void {
   const ka = kind(ae, am), kb = kind(be, bm);
   if (pre2(x, ka, as, am, kb, bs, bm)) return;
   if (sub) bs ^= 1;
@@ -342,7 +351,16 @@ function exact(x: Fx, e: number, m: bigint): void {
  * FPREM (`ieee` false: truncating quotient) / FPREM1 (round-to-nearest quotient) of a by b. Returns the
  * condition bits to set: bit 0 C0, bit 1 C1, bit 2 C2, bit 3 C3 (-1 when the result is a special value).
  */
-export function fprem(x: Fx, as: number, ae: number, am: bigint, bs: number, be: number, bm: bigint, ieee: boolean): number {
+export function fprem(
+  x: Fx,
+  as: number,
+  ae: number,
+  am: bigint,
+  bs: number,
+  be: number,
+  bm: bigint,
+  ieee: boolean,
+): number {
   const ka = kind(ae, am), kb = kind(be, bm);
   if ((ka === K_INF || kb === K_ZERO) && ka < K_QNAN && kb < K_QNAN) {
     x.invalid();
@@ -356,7 +374,8 @@ export function fprem(x: Fx, as: number, ae: number, am: bigint, bs: number, be:
     return 0;
   }
   exact(x, ae, am);
-  let Ea = x.qe, Ma = am;
+  let Ea = x.qe;
+  const Ma = am;
   const Eb = lsbExp(be), Mb = bm;
   const ua = Ea + bitLen(Ma) - 1, ub = Eb + bitLen(Mb) - 1;
   const d = ua - ub;
@@ -457,7 +476,16 @@ export function fscale(x: Fx, as: number, ae: number, am: bigint, bs: number, be
 }
 
 /** Compare a with b: returns 0 (a > b), 1 (a < b), 2 (equal), 3 (unordered); `quiet` raises IE only for SNaN. */
-export function fcmp(x: Fx, as: number, ae: number, am: bigint, bs: number, be: number, bm: bigint, quiet: boolean): number {
+export function fcmp(
+  x: Fx,
+  as: number,
+  ae: number,
+  am: bigint,
+  bs: number,
+  be: number,
+  bm: bigint,
+  quiet: boolean,
+): number {
   const ka = kind(ae, am), kb = kind(be, bm);
   if (ka === K_BAD || kb === K_BAD) {
     x.exc |= IE;
@@ -472,7 +500,16 @@ export function fcmp(x: Fx, as: number, ae: number, am: bigint, bs: number, be: 
   return c === 0 ? 2 : c < 0 ? 1 : 0;
 }
 
-function cmpVal(as: number, ae: number, am: bigint, ka: number, bs: number, be: number, bm: bigint, kb: number): number {
+function cmpVal(
+  as: number,
+  ae: number,
+  am: bigint,
+  ka: number,
+  bs: number,
+  be: number,
+  bm: bigint,
+  kb: number,
+): number {
   if (ka === K_ZERO && kb === K_ZERO) return 0;
   const sa = ka === K_ZERO ? 0 : as ? -1 : 1, sb = kb === K_ZERO ? 0 : bs ? -1 : 1;
   if (sa !== sb) return sa < sb ? -1 : 1;
@@ -492,8 +529,24 @@ function cmpVal(as: number, ae: number, am: bigint, ka: number, bs: number, be: 
 }
 
 /** Memory float formats. */
-export const FMT32 = { prec: 24, emin: -126, emax: 127, lsbMin: -149, ueMasked: true, oeMasked: true, ebits: 8 };
-export const FMT64 = { prec: 53, emin: -1022, emax: 1023, lsbMin: -1074, ueMasked: true, oeMasked: true, ebits: 11 };
+export const FMT32 = {
+  prec: 24,
+  emin: -126,
+  emax: 127,
+  lsbMin: -149,
+  ueMasked: true,
+  oeMasked: true,
+  ebits: 8,
+};
+export const FMT64 = {
+  prec: 53,
+  emin: -1022,
+  emax: 1023,
+  lsbMin: -1074,
+  ueMasked: true,
+  oeMasked: true,
+  ebits: 11,
+};
 
 /** Convert an IEEE single/double (bits as bigint) to extended (FLD m32/m64 and the arithmetic m32/m64 forms). */
 export function fromIeee(x: Fx, bits: bigint, f: typeof FMT32): void {

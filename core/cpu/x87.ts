@@ -29,12 +29,12 @@ import {
   K_BAD,
   K_DEN,
   K_INF,
-  OE,
   K_NORM,
   K_QNAN,
   K_SNAN,
   K_ZERO,
   kind,
+  OE,
   PE,
   SF,
   toIeee,
@@ -510,7 +510,12 @@ function finit(c: Cpu): void {
   c.fpuSw = 0;
   c.fpuTw = 0;
   const st = x87State(c);
-  st.fop = st.fip = st.fcs = st.fdp = st.fds = 0;
+  st.fop =
+    st.fip =
+    st.fcs =
+    st.fdp =
+    st.fds =
+      0;
 }
 
 function execD9(c: Cpu, st: X87, it: Interp, m: number): void {

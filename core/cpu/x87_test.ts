@@ -21,7 +21,8 @@ function hex(b: Uint8Array): string {
 
 async function loadOps(): Promise<Op[]> {
   const gz = await Deno.readFile(new URL("./testgen/x87_vectors.txt.gz", import.meta.url));
-  const text = await new Response(new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip"))).text();
+  const text = await new Response(new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip")))
+    .text();
   const ops: Op[] = [];
   for (const line of text.split("\n")) {
     const f = line.split(" ");
@@ -118,11 +119,14 @@ Deno.test("x87 golden vectors from the host replay bit-exactly (transcendentals 
       if (TRANS.has(op.name) && !got.startsWith("exception")) {
         const g = got.split(" "), w = want.split(" ");
         const swOk = (parseInt(g[0], 16) & ~0x200) === (parseInt(w[0], 16) & ~0x200);
-        const close = ulps(unhex(g[2]), unhex(w[2])) <= TRANS_ULPS && ulps(unhex(g[3]), unhex(w[3])) <= TRANS_ULPS;
+        const close = ulps(unhex(g[2]), unhex(w[2])) <= TRANS_ULPS &&
+          ulps(unhex(g[3]), unhex(w[3])) <= TRANS_ULPS;
         if (swOk && close && g[1] === w[1]) continue;
       }
       bad++;
-      if (bad <= 3) failures.push(`${op.name} cw=${cw} fl=${fin} a=${a} b=${b}\n   want ${want}\n   got  ${got}`);
+      if (bad <= 3) {
+        failures.push(`${op.name} cw=${cw} fl=${fin} a=${a} b=${b}\n   want ${want}\n   got  ${got}`);
+      }
     }
     if (bad) failures.push(`${op.name}: ${bad}/${op.cases.length} mismatches`);
     if (only) console.log(op.name, op.cases.length, (performance.now() - t0).toFixed(0), "ms");

@@ -7,7 +7,24 @@
  * (x87_test.ts checks every host vector to that bound).
  * @module
  */
-import { bitLen, DE, Fx, IE, K_BAD, K_DEN, K_INF, K_QNAN, K_SNAN, K_ZERO, kind, lsbExp, roundExt, ZE } from "./f80.ts";
+import {
+  bitLen,
+  DE,
+  Fx,
+  IE,
+  K_BAD,
+  K_DEN,
+  K_INF,
+  K_QNAN,
+  K_SNAN,
+  K_ZERO,
+  kind,
+  lsbExp,
+  PE,
+  pickNaN,
+  roundExt,
+  ZE,
+} from "./f80.ts";
 
 const P = 256;
 const PB = 256n;
@@ -241,18 +258,7 @@ function isqrtFix(v: bigint): bigint {
 export function fpatan(fx: Fx, ys: number, ye: number, ym: bigint, xs: number, xe: number, xm: bigint): void {
   const ky = kind(ye, ym), kx = kind(xe, xm);
   if (ky === K_BAD || kx === K_BAD) return fx.invalid();
-  if (ky >= K_QNAN || kx >= K_QNAN) {
-    if (ky === K_SNAN || kx === K_SNAN) fx.exc |= IE;
-    const an = ky >= K_QNAN, bn = kx >= K_QNAN;
-    let useY: boolean;
-    if (an && bn) {
-      const qa = ym | (1n << 62n), qb = xm | (1n << 62n);
-      useY = qa > qb || (qa === qb && ys <= xs);
-    } else useY = an;
-    if (useY) fx.set(ys, 0x7fff, ym | (1n << 62n));
-    else fx.set(xs, 0x7fff, xm | (1n << 62n));
-    return;
-  }
+  if (ky >= K_QNAN || kx >= K_QNAN) return pickNaN(fx, ky, ys, ym, kx, xs, xm);
   if (ky === K_DEN || kx === K_DEN) fx.exc |= DE;
   // Special operands (SDM FPATAN table).
   if (ky === K_ZERO || ky === K_INF || kx === K_ZERO || kx === K_INF) {
@@ -275,7 +281,8 @@ export function fpatan(fx: Fx, ys: number, ye: number, ym: bigint, xs: number, x
   val(xe, xm);
   const xN = vN, xE = vE;
   const ly = yE + bitLen(yN), lx = xE + bitLen(xN);
-  const swap = ly > lx || (ly === lx && (yN << BigInt(Math.max(0, yE - xE))) > (xN << BigInt(Math.max(0, xE - yE))));
+  const swap = ly > lx ||
+    (ly === lx && (yN << BigInt(Math.max(0, yE - xE))) > (xN << BigInt(Math.max(0, xE - yE))));
   const [nN, nE, dN, dE] = swap ? [xN, xE, yN, yE] : [yN, yE, xN, xE];
   const tN = (nN << (2n * PB)) / dN;
   const tE = nE - dE - 2 * P;
@@ -298,6 +305,11 @@ export function f2xm1(fx: Fx, s: number, e: number, m: bigint): void {
   if (nanOrBad(fx, k, s, e, m)) return;
   if (k === K_ZERO) return fx.set(s, 0, 0n);
   if (k === K_INF) return s ? fx.set(1, 16383, B63) : fx.set(0, 0x7fff, B63);
+  if (e > 16383 || (e === 16383 && m > B63)) {
+    // Outside the domain (|a| > 1) the hardware returns the operand, inexact.
+    fx.exc |= PE;
+    return fx.set(s, e, m);
+  }
   val(e, m);
   // u = a·ln2; 2^a - 1 = u·Σ u^k/(k+1)!.
   const uN = vN * LN2, uE = vE - P;
@@ -316,15 +328,15 @@ export function f2xm1(fx: Fx, s: number, e: number, m: bigint): void {
 /** ln(x) for positive finite x = N·2^E, as fixed point (P bits): exact 0 for x = 1. */
 function lnFix(N: bigint, E: number): bigint {
   let ue = E + bitLen(N) - 1;
-  // m in [sqrt(1/2), sqrt(2)): M scaled to 64 bits, compare with sqrt2·2^63.
+  // m in [sqrt(1/2), sqrt(2)): N scaled to 128 bits, compared with sqrt2·2^127.
   const n = bitLen(N);
-  let M = n <= 64 ? N << BigInt(64 - n) : N >> BigInt(n - 64);
-  let base = 1n << 63n;
-  if (M > 0xb504f333f9de6484n) {
-    base = 1n << 64n;
+  let M = n <= 128 ? N << BigInt(128 - n) : N >> BigInt(n - 128);
+  let base = 1n << 127n;
+  if (M > 0xb504f333f9de6484n << 64n) {
+    base = 1n << 128n;
     ue += 1;
   }
-  M -= base; // f·2^63 (or ·2^64)
+  M -= base; // f·base
   const sN = (M << PB) / (2n * base + M); // s = f / (2 + f)
   const s2 = (sN * sN) >> PB;
   return BigInt(ue) * LN2 + ((2n * sN * atanhSeries(s2)) >> PB);
@@ -338,7 +350,7 @@ export function fyl2x(fx: Fx, ys: number, ye: number, ym: bigint, xs: number, xe
   if (xs && kx !== K_ZERO) return fx.invalid();
   if (kx === K_ZERO) {
     if (ky === K_ZERO) return fx.invalid();
-    if (ky !== K_INF) fx.exc |= ZE;
+    if (ky !== K_INF) fx.exc = (fx.exc & ~DE) | ZE;
     return fx.set(ys ^ 1, 0x7fff, B63);
   }
   if (kx === K_INF) {
@@ -364,10 +376,20 @@ export function fyl2x(fx: Fx, ys: number, ye: number, ym: bigint, xs: number, xe
   val(ye, ym);
   const exact = (L & (ONE - 1n)) === 0n;
   roundExt(fx, sg, vE - P, vN * L + (exact ? 0n : 1n), 64);
+  if (fx.e === 0 && (fx.masks & 0x10)) fx.exc |= 0x10; // tiny: UE as for an inexact result
+  fx.exc |= PE; // the hardware reports even exact logarithms (of powers of two) as inexact
 }
 
 /** FYL2XP1: y·log2(x + 1). */
-export function fyl2xp1(fx: Fx, ys: number, ye: number, ym: bigint, xs: number, xe: number, xm: bigint): void {
+export function fyl2xp1(
+  fx: Fx,
+  ys: number,
+  ye: number,
+  ym: bigint,
+  xs: number,
+  xe: number,
+  xm: bigint,
+): void {
   const ky = kind(ye, ym), kx = kind(xe, xm);
   if (twoNaN(fx, ky, ys, ye, ym, kx, xs, xe, xm)) return;
   if (ky === K_DEN || kx === K_DEN) fx.exc |= DE;
@@ -383,15 +405,30 @@ export function fyl2xp1(fx: Fx, ys: number, ye: number, ym: bigint, xs: number, 
   if (ky === K_ZERO) return fx.set(ys ^ xs, 0, 0n);
   val(xe, xm);
   const xN = vN, xE = vE;
+  if (xE + bitLen(xN) > -2) {
+    // |x| >= 1/4 (outside the documented domain): ln of the exact 1 + x.
+    const E0 = Math.min(0, xE);
+    const one = 1n << BigInt(-E0);
+    const t = one + (xs ? -1n : 1n) * (xN << BigInt(xE - E0));
+    if (t <= 0n) {
+      // x <= -1: outside the domain the hardware returns x, inexact.
+      fx.exc |= PE;
+      return fx.set(xs, xe, xm);
+    }
+    const L = (lnFix(t, E0) << PB) / LN2;
+    val(ye, ym);
+    const sg = ys ^ (L < 0n ? 1 : 0);
+    return roundExt(fx, sg, vE - P, vN * (L < 0n ? -L : L) | 1n, 64);
+  }
   // ln(1+x) = 2 atanh(x/(2+x)) = x·q·2·Σ s^2k/(2k+1) with q = 1/(2+x), s = x·q.
   let xf = fix(xN, xE);
   if (xs) xf = -xf;
   const q = (ONE << PB) / (2n * ONE + xf);
-  const sN = (xN * q), sE = xE - P;
+  const sN = xN * q, sE = xE - P;
   const s2 = fix(sN * sN, 2 * sE);
   const ser = atanhSeries(s2);
   // result = y · x · q · 2 · ser / ln2
-  const factor = ((((q * 2n * ser) >> PB) << PB) / LN2);
+  const factor = (((q * 2n * ser) >> PB) << PB) / LN2;
   val(ye, ym);
   roundExt(fx, ys ^ xs, vE + xE - P, (vN * xN * factor) | 1n, 64);
 }
