@@ -40,6 +40,7 @@ import * as sys from "./system.ts";
 import { execString, execStringIo } from "./string.ts";
 import { execSse } from "./sse.ts";
 import { execX87, fwait } from "./x87.ts";
+import { execMmx, isMmx } from "./mmx.ts";
 
 const TWO32 = 4294967296;
 const TWO64 = 18446744073709551616;
@@ -1730,7 +1731,8 @@ export class Interp {
       case 0xa7:
         this.unimpl("0f a7");
     }
-    execSse(this, b);
+    if (this.pfx === 0 && isMmx(b)) execMmx(this, b);
+    else execSse(this, b);
   }
 
   /** BT/BTS/BTR/BTC: op 0 BT, 1 BTS, 2 BTR, 3 BTC; imm form decodes op from reg field. */

@@ -1,11 +1,11 @@
 /**
  * SSE/SSE2 (the subset Linux and busybox/glibc execute: moves, integer compares/shuffles/unpacks,
- * logic, add/sub, scalar double arithmetic and conversions), the x87 control instructions the kernel
- * uses, and FXSAVE/FXRSTOR (SDM vol. 1 ch. 10-11, vol. 2).
+ * logic, add/sub, scalar double arithmetic and conversions) and FXSAVE/FXRSTOR (SDM vol. 1 ch. 10-11, vol. 2).
  * @module
  */
 import { CC_EAGER, type Cpu, CR0_EM, CR0_TS, EXC_NM, F_AF, F_CF, F_OF, F_PF, F_SF, F_ZF } from "./cpu.ts";
 import type { Interp } from "./interp.ts";
+import { fxrstorPointers, fxsavePointers } from "./x87_stack.ts";
 
 const TWO32 = 4294967296;
 
@@ -766,96 +766,6 @@ function shiftXmm(x: XmmViews, r: number, esz: number, op: number, cnt: number, 
   }
 }
 
-/** x87 escape opcodes D8-DF: only the control/status instructions Linux uses, plus FILD as a load. */
-export function execX87(it: Interp, b: number): void {
-  const c = it.c;
-  if (c.cr0 & (CR0_EM | CR0_TS)) c.fault(EXC_NM);
-  const m = c.fetch8();
-  c.ip = c.ip - 1;
-  if (m >= 0xc0) {
-    c.fetch8();
-    const op = (b << 8) | m;
-    switch (op) {
-      case 0xdbe3: // fninit
-        c.fpuCw = 0x37f;
-        c.fpuSw = 0;
-        c.fpuTw = 0;
-        return;
-      case 0xdbe2: // fnclex
-        c.fpuSw &= 0x7f00;
-        return;
-      case 0xdfe0: // fnstsw ax
-        c.r[0] = (c.r[0] & ~0xffff) | c.fpuSw;
-        return;
-      case 0xd9e8: // fld1
-      case 0xd9ee: // fldz
-        fpuPush(c);
-        return;
-      case 0xddd8: // fstp st(0)
-      case 0xddd9:
-        fpuPop(c);
-        return;
-      case 0xd9c9: // fxch
-      case 0xd9e0:
-      case 0xd9e1:
-        return;
-    }
-    it.unimpl(`x87 ${op.toString(16)}`);
-  }
-  it.modrm(0);
-  const op = it.reg & 7;
-  switch ((b << 4) | op) {
-    case 0xd97: // fnstcw
-      c.wr16(it.la, c.fpuCw);
-      return;
-    case 0xd95: // fldcw
-      c.fpuCw = c.rd16(it.la);
-      return;
-    case 0xdd7: // fnstsw m16
-      c.wr16(it.la, c.fpuSw);
-      return;
-    case 0xdf0: // fild m16
-    case 0xdb0: // fild m32
-    case 0xdf5: // fild m64
-    case 0xdd0: // fld m64
-    case 0xd90: // fld m32
-      c.rd8(it.la);
-      fpuPush(c);
-      return;
-    case 0xdb3: // fistp m32
-    case 0xdd3: // fstp m64
-    case 0xd93:
-      c.wr32(it.la, 0);
-      fpuPop(c);
-      return;
-    case 0xd96: // fnstenv
-    case 0xdd6: // fnsave
-      for (let i = 0; i < 28; i += 4) c.wr32(it.la + i, 0);
-      c.wr16(it.la, c.fpuCw);
-      c.wr16(it.la + 4, c.fpuSw);
-      c.wr16(it.la + 8, 0xffff);
-      return;
-    case 0xd94: // fldenv
-    case 0xdd4: // frstor
-      c.fpuCw = c.rd16(it.la);
-      c.fpuSw = c.rd16(it.la + 4);
-      return;
-  }
-  it.unimpl(`x87 ${b.toString(16)} /${op}`);
-}
-
-function fpuPush(c: Cpu): void {
-  const top = ((c.fpuSw >> 11) - 1) & 7;
-  c.fpuSw = (c.fpuSw & ~0x3800) | (top << 11);
-  c.fpuTw |= 1 << top;
-}
-
-function fpuPop(c: Cpu): void {
-  const top = (c.fpuSw >> 11) & 7;
-  c.fpuTw &= ~(1 << top);
-  c.fpuSw = (c.fpuSw & ~0x3800) | (((top + 1) & 7) << 11);
-}
-
 /** FXSAVE to linear `la` (512 bytes). */
 export function fxsave(it: Interp, la: number): void {
   const c = it.c;
@@ -867,9 +777,7 @@ export function fxsave(it: Interp, la: number): void {
   c.wr16(la + 2, c.fpuSw);
   c.wr8(la + 4, c.fpuTw & 0xff);
   c.wr8(la + 5, 0);
-  c.wr16(la + 6, 0);
-  c.wr64(la + 8, 0, 0);
-  c.wr64(la + 16, 0, 0);
+  fxsavePointers(it, la); // FOP, FIP/FCS, FDP/FDS (x87_stack.ts)
   c.wr32(la + 24, c.mxcsr);
   c.wr32(la + 28, 0xffff);
   for (let i = 0; i < 128; i += 4) {
@@ -889,6 +797,7 @@ export function fxrstor(it: Interp, la: number): void {
   c.fpuCw = c.rd16(la);
   c.fpuSw = c.rd16(la + 2);
   c.fpuTw = c.rd8(la + 4);
+  fxrstorPointers(it, la);
   c.mxcsr = mx;
   for (let i = 0; i < 128; i += 4) {
     const v = c.rd32(la + 32 + i);

@@ -4,6 +4,7 @@
  * ES/B and C1, the stack fault responses, and pending-exception delivery (#MF).
  * @module
  */
+import type { Interp } from "./interp.ts";
 import { type Cpu, CR0_NE, CR0_TS, EXC_MF, EXC_NM } from "./cpu.ts";
 import { DE, Fx, IE, INDEF_M, K_DEN, K_NORM, K_ZERO, kind, PE, SF, ZE } from "./f80.ts";
 
@@ -194,4 +195,33 @@ export function fullTag(c: Cpu): number {
     tw |= t << (2 * p);
   }
   return tw;
+}
+
+/** FXSAVE bytes 6-23: FOP, FIP and FDP (64-bit with REX.W, else 32-bit offsets with FCS/FDS). */
+export function fxsavePointers(it: Interp, la: number): void {
+  const c = it.c;
+  const st = x87State(c);
+  c.wr16(la + 6, st.fop);
+  c.wr32(la + 8, st.fip);
+  c.wr32(la + 12, it.rexW ? Math.floor(st.fip / 4294967296) : st.fcs);
+  c.wr32(la + 16, st.fdp);
+  c.wr32(la + 20, it.rexW ? Math.floor(st.fdp / 4294967296) : st.fds);
+}
+
+/** FXRSTOR of FOP/FIP/FDP (the inverse of fxsavePointers). */
+export function fxrstorPointers(it: Interp, la: number): void {
+  const c = it.c;
+  const st = x87State(c);
+  st.fop = c.rd16(la + 6) & 0x7ff;
+  const ip = c.rd32(la + 8) >>> 0, ipHi = c.rd32(la + 12) >>> 0;
+  const dp = c.rd32(la + 16) >>> 0, dpHi = c.rd32(la + 20) >>> 0;
+  if (it.rexW) {
+    st.fip = ipHi * 4294967296 + ip;
+    st.fdp = dpHi * 4294967296 + dp;
+  } else {
+    st.fip = ip;
+    st.fcs = ipHi & 0xffff;
+    st.fdp = dp;
+    st.fds = dpHi & 0xffff;
+  }
 }
