@@ -257,11 +257,15 @@ function binary(s: MmxScratch, b: number, it: Interp): void {
       return;
     case 0x65:
     case 0x75:
-      for (let i = 0; i < 4; i++) u16[i] = (b === 0x65 ? i16[i] > i16[4 + i] : u16[i] === u16[4 + i]) ? 0xffff : 0;
+      for (let i = 0; i < 4; i++) {
+        u16[i] = (b === 0x65 ? i16[i] > i16[4 + i] : u16[i] === u16[4 + i]) ? 0xffff : 0;
+      }
       return;
     case 0x66:
     case 0x76:
-      for (let i = 0; i < 2; i++) i32[i] = (b === 0x66 ? i32[i] > i32[2 + i] : i32[i] === i32[2 + i]) ? -1 : 0;
+      for (let i = 0; i < 2; i++) {
+        i32[i] = (b === 0x66 ? i32[i] > i32[2 + i] : i32[i] === i32[2 + i]) ? -1 : 0;
+      }
       return;
     case 0x70: { // PSHUFW
       const n = it.c.fetch8();
@@ -327,7 +331,8 @@ function binary(s: MmxScratch, b: number, it: Interp): void {
       return;
   }
   // Byte/word lane arithmetic.
-  const bytes = b === 0xd8 || b === 0xdc || b === 0xda || b === 0xde || b === 0xe0 || b === 0xe8 || b === 0xec ||
+  const bytes = b === 0xd8 || b === 0xdc || b === 0xda || b === 0xde || b === 0xe0 || b === 0xe8 ||
+    b === 0xec ||
     b === 0xf8 || b === 0xfc;
   const dwords = b === 0xfa || b === 0xfe;
   if (dwords) {

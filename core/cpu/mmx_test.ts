@@ -11,7 +11,8 @@ function unhex(s: string): number[] {
 
 Deno.test("MMX golden vectors from the host (testgen/mmxgen.c) replay bit-exactly", async () => {
   const gz = await Deno.readFile(new URL("./testgen/mmx_vectors.txt.gz", import.meta.url));
-  const text = await new Response(new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip"))).text();
+  const text = await new Response(new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip")))
+    .text();
   const { c, it, ram } = longModeCpu();
   const fails: string[] = [];
   let name = "", n = 0, codeLen = 0;
@@ -38,8 +39,10 @@ Deno.test("MMX golden vectors from the host (testgen/mmxgen.c) replay bit-exactl
     const u64 = (p: number) => (BigInt(ram.readU32(p + 4)) << 32n) | BigInt(ram.readU32(p));
     const got0 = u64(DATA + 16), gotRax = u64(DATA + 24);
     if (got0 !== want0 || gotRax !== wantRax) {
-      fails.push(`${name} a=${a.toString(16)} b=${b.toString(16)}: mm0 ${got0.toString(16)} want ` +
-        `${want0.toString(16)}, rax ${gotRax.toString(16)} want ${wantRax.toString(16)}`);
+      fails.push(
+        `${name} a=${a.toString(16)} b=${b.toString(16)}: mm0 ${got0.toString(16)} want ` +
+          `${want0.toString(16)}, rax ${gotRax.toString(16)} want ${wantRax.toString(16)}`,
+      );
     }
   }
   if (fails.length) console.log(fails.slice(0, 30).join("\n"));
