@@ -229,7 +229,7 @@ Deno.test("MMX registers alias the x87 significands: TOP 0, tags valid, exponent
   // Tags from the contents: p3 special (exponent 0xffff), p7 valid (1.0), the zeroed rest "zero".
   assert.equal(r.ram.readU16(DATA + 0x108), 0x1595);
   // mm7 is physical register 7, which holds FLD1's significand.
-  assert.equal(r.ram.readU32(DATA + 12), 0x80000000 | 0);
+  assert.equal(r.ram.readU32(DATA + 12), 0x80000000);
   assert.equal(r.c.fpr[3 * 16 + 8] | (r.c.fpr[3 * 16 + 9] << 8), 0xffff);
   assert.equal(r.ram.readU16(DATA + 0x208), 0xffff); // EMMS: all empty
 });
