@@ -586,8 +586,9 @@ export function toIeee(x: Fx, as: number, ae: number, am: bigint, f: typeof FMT3
   }
   if (k === K_INF) return sbit | infBits;
   if (k === K_ZERO) return sbit;
-  const fm = { ...f, ueMasked: (x.masks & UE) !== 0, oeMasked: (x.masks & OE) !== 0 };
-  const r = roundCore(x, as, lsbExp(ae), am, fm);
+  f.ueMasked = (x.masks & UE) !== 0;
+  f.oeMasked = (x.masks & OE) !== 0;
+  const r = roundCore(x, as, lsbExp(ae), am, f);
   if (r === R_ZERO) return sbit;
   if (r === R_INF) return sbit | infBits;
   if (r === R_MAX) return sbit | (infBits - 1n);

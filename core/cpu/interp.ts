@@ -1,7 +1,7 @@
 /**
  * The x86-64 instruction interpreter: prefix and ModRM/SIB decoding, the one-byte opcode map and the
  * integer part of the 0F map (SDM vol. 2, appendix A). System instructions live in system.ts,
- * SSE/x87 in sse.ts. One call to `step()` executes one instruction (or a slice of a REP string op).
+ * SSE in sse.ts, x87 in x87.ts, MMX in mmx.ts. One call to `step()` executes one instruction (or a slice of a REP string op).
  * @module
  */
 import { alu, ALU_CMP, div1, imul2, incdec, mul1, neg, shift, shiftDouble } from "./alu.ts";

@@ -4,7 +4,8 @@
  * delivers LAPIC interrupts, sleeps on HLT and yields to the JS event loop every few milliseconds.
  *
  * Files: cpu.ts (state, lazy flags, TLB/paging, memory), interp.ts (decoder + integer ISA),
- * alu.ts, string.ts, system.ts (segments, interrupts, MSRs, CRs), sse.ts (SSE2/x87/FXSAVE),
+ * alu.ts, string.ts, system.ts (segments, interrupts, MSRs, CRs), sse.ts (SSE2/FXSAVE), x87.ts + x87_stack.ts +
+ * x87_mem.ts + x87_trans.ts + f80.ts (the x87 FPU, 80-bit softfloat), mmx.ts (MMX),
  * cpuid.ts (CPU model), translate.ts + threaded.ts (optional block translator), disasm.ts (in_asm),
  * harness.ts + run_linux.ts (stand-alone boot without devices/).
  *
