@@ -1,5 +1,5 @@
 /**
- * The typed machine configuration that the command line (shell/cli.ts) produces and the board consumes.
+ * The typed machine configuration that the command line (shell/cli/) produces and the board consumes.
  * Plain data only: every QEMU option that reaches the board is here, already validated for syntax,
  * with QEMU 7.2's defaults filled in. File existence and host resources are checked later by whoever
  * opens them (loaders, backends), never here.

@@ -7,7 +7,7 @@
  */
 import { UserError } from "../core/types.ts";
 import type { CpuView, MachineIface } from "./machine_iface.ts";
-import { deviceHelp, deviceListHelp, LOG_ITEMS } from "./_cli_help.ts";
+import { deviceHelp, deviceListHelp, LOG_ITEMS } from "./cli/help.ts";
 import { parseQemuOpts } from "./options.ts";
 import { ExprError, parseExpr, registerValue } from "./hmp_expr.ts";
 import {

@@ -238,7 +238,7 @@ export interface MachineIface {
   };
 
   // --- logging ----------------------------------------------------------------------------------------
-  /** Enable exactly these -d items (`log guest_errors,unimp`; `log none` passes []); names are checked against LOG_ITEMS (shell/_cli_help.ts) first. */
+  /** Enable exactly these -d items (`log guest_errors,unimp`; `log none` passes []); names are checked against LOG_ITEMS (shell/cli/help.ts) first. */
   setLogItems(items: string[]): void;
   /** `logfile PATH`: redirect -d output. */
   setLogFile(path: string): void;

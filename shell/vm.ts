@@ -15,7 +15,7 @@ import { Microvm, MICROVM_DEVICES, TSC_KHZ } from "../devices/microvm.ts";
 import { CpuidModel } from "../core/cpu/cpuid.ts";
 import { type PluginManager, startPlugins } from "../plugins/loader.ts";
 import { openNetdev } from "../core/host/netdev.ts";
-import { formatCliError, isCliAction, parseCommandLine } from "./cli.ts";
+import { formatCliError, isCliAction, parseCommandLine } from "./cli/mod.ts";
 
 /** The name errors are prefixed with, as QEMU uses its argv[0]. */
 export const PROG = "microvm.ts";

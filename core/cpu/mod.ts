@@ -6,7 +6,7 @@
  * Files: cpu.ts (state, lazy flags, TLB/paging, memory), interp.ts (decoder + integer ISA),
  * alu.ts, string.ts, system.ts (segments, interrupts, MSRs, CRs), sse.ts (SSE2/x87/FXSAVE),
  * cpuid.ts (CPU model), translate.ts + threaded.ts (optional block translator), disasm.ts (in_asm),
- * harness.ts + run_linux.ts (stand-alone boot without devices/).
+ * harness.ts (stand-alone boot without devices/; tools/cpu/run_linux.ts drives it).
  *
  * @example
  * ```ts ignore

@@ -9,7 +9,7 @@ import type { AccessInfo } from "../../core/region.ts";
 import { VirtualClock } from "../../core/clock.ts";
 import { BufferChar } from "../../core/host/chardev.ts";
 import { Microvm, MICROVM_DEVICES } from "../../devices/microvm.ts";
-import { isCliAction, parseCommandLine } from "../../shell/cli.ts";
+import { isCliAction, parseCommandLine } from "../../shell/cli/mod.ts";
 
 /** Command line of the default fuzz machine: every device microvm.ts has, small RAM (fast resets). */
 export const FUZZ_ARGV: readonly string[] = [

@@ -11,7 +11,7 @@ import {
   MAX_CPUS,
   type OnOffAuto,
   type VmConfig,
-} from "../core/config.ts";
+} from "../../core/config.ts";
 import {
   CliError,
   type OptPair,
@@ -23,7 +23,7 @@ import {
   parseU64,
   validateOpts,
   withLocation,
-} from "./options.ts";
+} from "../options.ts";
 import {
   BOOT_KEYS,
   ICOUNT_OPTS,
@@ -33,8 +33,8 @@ import {
   MEMORY_OPTS,
   type Pending,
   SMP_KEYS,
-} from "./_cli_common.ts";
-import { CPU_MODELS, LOG_ITEMS, logUsage } from "./_cli_help.ts";
+} from "./common.ts";
+import { CPU_MODELS, LOG_ITEMS, logUsage } from "./help.ts";
 
 /** -d ITEMS → log config (qemu_str_to_log_mask). */
 export function applyLogMask(cfg: VmConfig, mask: string): void {

@@ -12,8 +12,8 @@ import {
   type DriveConfig,
   type NetdevConfig,
   type VmConfig,
-} from "../core/config.ts";
-import type { PropDef } from "../core/types.ts";
+} from "../../core/config.ts";
+import type { PropDef } from "../../core/types.ts";
 import {
   CliError,
   type OptPair,
@@ -25,8 +25,8 @@ import {
   parseU64,
   validateOpts,
   withLocation,
-} from "./options.ts";
-import { CHARDEV_OPTS, last, type Located, MON_OPTS, type Pending } from "./_cli_common.ts";
+} from "../options.ts";
+import { CHARDEV_OPTS, last, type Located, MON_OPTS, type Pending } from "./common.ts";
 /** -drive keys we honour (QEMU accepts many more block-layer options). */
 export const DRIVE_KEYS = (
   "id file format if readonly read-only snapshot cache cache.direct cache.no-flush aio " +

@@ -3,10 +3,10 @@
  * (machine properties, CPU models, log items).
  * @module
  */
-import { type DeviceRegistry, MACHINE_TYPE, type MachinePropDef, MAX_CPUS } from "../core/config.ts";
-import { CliError, formatPropHelp } from "./options.ts";
-import { MACHINE_QOM_TYPE } from "./_cli_common.ts";
-import type { PropDef } from "../core/types.ts";
+import { type DeviceRegistry, MACHINE_TYPE, type MachinePropDef, MAX_CPUS } from "../../core/config.ts";
+import { CliError, formatPropHelp } from "../options.ts";
+import { MACHINE_QOM_TYPE } from "./common.ts";
+import type { PropDef } from "../../core/types.ts";
 
 /** Microvm machine properties we accept (QEMU 7.2 microvm + x86-machine + machine, minus what we lack). */
 export const MICROVM_MACHINE_PROPS: readonly MachinePropDef[] = [

@@ -6,7 +6,7 @@
  * -device, -drive, -netdev, -serial, -icount) get back the location they were written at.
  * @module
  */
-import { defaultVmConfig, type DeviceRegistry, MACHINE_TYPE, type VmConfig } from "../core/config.ts";
+import { defaultVmConfig, type DeviceRegistry, MACHINE_TYPE, type VmConfig } from "../../core/config.ts";
 import {
   checkId,
   CliError,
@@ -18,7 +18,7 @@ import {
   parseQemuOpts,
   validateOpts,
   withLocation,
-} from "./options.ts";
+} from "../options.ts";
 import {
   BOOT_KEYS,
   CHARDEV_BACKENDS,
@@ -31,21 +31,13 @@ import {
   type Pending,
   RTC_OPTS,
   SMP_KEYS,
-} from "./_cli_common.ts";
-import {
-  cpuHelp,
-  deviceHelp,
-  deviceListHelp,
-  helpText,
-  logUsage,
-  machineHelp,
-  versionText,
-} from "./_cli_help.ts";
-import { applyAccel, applyCpu, applyLogMask, applyMachine, applyRtc } from "./_cli_machine.ts";
-import { applyDevices, applyDrives, applyNetdevs, buildCharBackends } from "./_cli_backends.ts";
+} from "./common.ts";
+import { cpuHelp, deviceHelp, deviceListHelp, helpText, logUsage, machineHelp, versionText } from "./help.ts";
+import { applyAccel, applyCpu, applyLogMask, applyMachine, applyRtc } from "./machine.ts";
+import { applyDevices, applyDrives, applyNetdevs, buildCharBackends } from "./backends.ts";
 
-export type { CliAction } from "./_cli_common.ts";
-export { CPU_MODELS, helpText, MICROVM_MACHINE_PROPS, VERSION, versionText } from "./_cli_help.ts";
+export type { CliAction } from "./common.ts";
+export { CPU_MODELS, helpText, MICROVM_MACHINE_PROPS, VERSION, versionText } from "./help.ts";
 
 /** Outcome of parsing: a VM to build, or text to print. */
 export type CliResult = VmConfig | CliAction;

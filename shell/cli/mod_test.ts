@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { type CliResult, formatCliError, isCliAction, parseCommandLine } from "./cli.ts";
-import { CliError, parseKeyval, parseQemuOpts, parseSize } from "./options.ts";
-import type { DeviceRegistry, VmConfig } from "../core/config.ts";
-import { UserError } from "../core/types.ts";
+import { type CliResult, formatCliError, isCliAction, parseCommandLine } from "./mod.ts";
+import { CliError, parseKeyval, parseQemuOpts, parseSize } from "../options.ts";
+import type { DeviceRegistry, VmConfig } from "../../core/config.ts";
+import { UserError } from "../../core/types.ts";
 
 const PROG = "qemu-system-x86_64";
 
