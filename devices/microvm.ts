@@ -9,6 +9,7 @@
  * I/O: PIC 0x20/0xa0 + ELCR 0x4d0/0x4d1, PIT 0x40, RTC 0x70, kvmvapic 0x7e, COM1 0x3f8, fw_cfg 0x510/0x514.
  * @module
  */
+import { writeResetVector } from "./reset_vector.ts";
 import type {
   AccelBoard,
   CpuEntryState,
@@ -487,6 +488,7 @@ export class Microvm {
   }
 
   #loadKernel(): void {
+    writeResetVector(this.ram);
     this.kernelCmdline = this.#buildCmdline();
     const h = this.host;
     this.fwcfg.setMachineItems({

@@ -8,6 +8,7 @@
 import { UserError } from "../core/types.ts";
 import type { MachineEvent, MachineIface, QomObject } from "./machine_iface.ts";
 import { HmpSession, QEMU_VERSION } from "./hmp.ts";
+import { type JsonMessage, JsonStreamer, qemuJsonString } from "./qmp_json.ts";
 
 /** QMP error classes (qapi/error.json). */
 export type QmpErrorClass =
@@ -30,7 +31,7 @@ export class QmpError extends Error {
 /** Render a value as QEMU's JSON writer does: `{"a": 1, "b": [1, 2]}`, or pretty with 4-space indents. */
 export function qmpJson(v: unknown, pretty = false, indent = 0): string {
   if (v === null || v === undefined) return "null";
-  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "string") return qemuJsonString(v);
   if (typeof v === "number") return Number.isFinite(v) ? String(v) : "null";
   if (typeof v === "bigint") return v.toString();
   if (typeof v === "boolean") return v ? "true" : "false";
@@ -43,9 +44,9 @@ export function qmpJson(v: unknown, pretty = false, indent = 0): string {
   }
   const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
   if (entries.length === 0) return "{}";
-  if (!pretty) return "{" + entries.map(([k, x]) => `${JSON.stringify(k)}: ${qmpJson(x)}`).join(", ") + "}";
+  if (!pretty) return "{" + entries.map(([k, x]) => `${qemuJsonString(k)}: ${qmpJson(x)}`).join(", ") + "}";
   return "{\n" +
-    entries.map(([k, x]) => `${pad(indent + 1)}${JSON.stringify(k)}: ${qmpJson(x, true, indent + 1)}`).join(
+    entries.map(([k, x]) => `${pad(indent + 1)}${qemuJsonString(k)}: ${qmpJson(x, true, indent + 1)}`).join(
       ",\n",
     ) +
     "\n" + pad(indent) + "}";
@@ -101,7 +102,7 @@ export class QmpSession {
   readonly #cmds: Map<string, CommandDef>;
   readonly #hmp: HmpSession;
   #negotiated = false;
-  #buf = "";
+  readonly #json = new JsonStreamer((m) => this.#message(m));
   #unsub: (() => void) | null = null;
 
   constructor(machine: MachineIface, opts: QmpOptions) {
@@ -117,7 +118,7 @@ export class QmpSession {
   /** A client connected: reset negotiation and send the greeting. */
   opened(): void {
     this.#negotiated = false;
-    this.#buf = "";
+    this.#json.reset();
     this.#unsub?.();
     this.#unsub = this.#m.on((ev) => this.#event(ev));
     this.#emit({
@@ -130,6 +131,7 @@ export class QmpSession {
 
   /** The client went away: stop forwarding events. */
   closed(): void {
+    this.#json.reset();
     this.#unsub?.();
     this.#unsub = null;
     this.#negotiated = false;
@@ -151,66 +153,14 @@ export class QmpSession {
     });
   }
 
-  /** Raw input from the client: complete JSON values are executed as they arrive. */
+  /** Raw input from the client: complete JSON values are executed as they arrive (QEMU's lexer rules). */
   input(data: string | Uint8Array): void {
-    this.#buf += typeof data === "string" ? data : new TextDecoder().decode(data);
-    for (;;) {
-      const cut = this.#nextValue();
-      if (cut === null) break;
-      const text = this.#buf.slice(0, cut);
-      this.#buf = this.#buf.slice(cut);
-      if (text.trim() !== "") this.#handleText(text);
-    }
+    this.#json.feed(typeof data === "string" ? new TextEncoder().encode(data) : data);
   }
 
-  /** End of the next complete top-level JSON value (or bad token) in the buffer, or null. */
-  #nextValue(): number | null {
-    const s = this.#buf;
-    let depth = 0;
-    let inStr = false;
-    let esc = false;
-    let started = false;
-    for (let i = 0; i < s.length; i++) {
-      const c = s[i];
-      if (inStr) {
-        if (esc) esc = false;
-        else if (c === "\\") esc = true;
-        else if (c === '"') {
-          inStr = false;
-          if (depth === 0) return i + 1;
-        }
-        continue;
-      }
-      if (c === '"') {
-        inStr = true;
-        started = true;
-      } else if (c === "{" || c === "[") {
-        depth++;
-        started = true;
-      } else if (c === "}" || c === "]") {
-        depth--;
-        if (depth <= 0) return i + 1;
-      } else if (c === " " || c === "\t" || c === "\r" || c === "\n") {
-        if (started && depth === 0) return i + 1;
-        if (!started && c === "\n") return i + 1;
-      } else started = true;
-    }
-    return null;
-  }
-
-  #handleText(text: string): void {
-    let req: unknown;
-    try {
-      req = JSON.parse(text);
-    } catch {
-      const word = text.trim().match(/^[A-Za-z_][\w-]*/);
-      const desc = word
-        ? `JSON parse error, invalid keyword '${word[0]}'`
-        : "JSON parse error, expecting value";
-      this.#emit({ error: { class: "GenericError", desc } });
-      return;
-    }
-    this.#dispatch(req);
+  #message(m: JsonMessage): void {
+    if ("error" in m) this.#emit({ error: { class: "GenericError", desc: m.error } });
+    else this.#dispatch(m.value);
   }
 
   #dispatch(req: unknown): void {

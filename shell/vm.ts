@@ -192,10 +192,33 @@ export class VmRunner {
 
   /** system_reset. */
   systemReset(reason = "guest-reset"): void {
+    // QEMU: under -no-reboot a reset request of any origin is a shutdown request (-no-shutdown: pause).
+    if (this.config.noReboot) {
+      this.#shutdownRequest(reason.startsWith("guest"), reason);
+      return;
+    }
     this.machine.reset();
     const entry = this.machine.entry();
     if (this.accel && entry) this.accel.reset(entry);
     this.onEvent?.({ event: "RESET", data: { guest: reason.startsWith("guest"), reason } });
+    // QEMU's main loop: a reset of a VM that is not running leaves it in prelaunch (cont restarts it).
+    if (this.runState === "shutdown" || this.runState === "paused") this.runState = "prelaunch";
+  }
+
+  /** SHUTDOWN event, then exit 0, or (-no-shutdown) stop in the shutdown state. */
+  #shutdownRequest(guest: boolean, reason: string): void {
+    this.onEvent?.({ event: "SHUTDOWN", data: { guest, reason } });
+    if (this.config.noShutdown) {
+      if (this.runState === "running") this.accel?.requestStop();
+      this.clock.pause?.();
+      this.runState = "shutdown";
+      this.onEvent?.({ event: "STOP" });
+      return;
+    }
+    this.#quit = true;
+    this.#exitCode = 0;
+    this.accel?.requestStop();
+    for (const w of this.#resumeWaiters.splice(0)) w();
   }
 
   /** After device_add before boot: rebuild the command line, reload the kernel, reset the vCPUs to it. */
@@ -258,22 +281,9 @@ export class VmRunner {
         case "quit":
           return 0;
         case "shutdown":
-          if (exit.reason === "guest-shutdown" || this.config.noReboot) {
-            this.onEvent?.({
-              event: "SHUTDOWN",
-              data: {
-                guest: true,
-                reason: exit.reason === "guest-shutdown" ? "guest-shutdown" : "guest-reset",
-              },
-            });
-            if (this.config.noShutdown) {
-              this.runState = "shutdown";
-              this.onEvent?.({ event: "STOP" });
-              break;
-            }
-            return 0;
-          }
-          this.systemReset();
+          if (exit.reason === "guest-shutdown") this.#shutdownRequest(true, "guest-shutdown");
+          else this.systemReset("guest-reset");
+          if (this.#quit) return this.#exitCode;
           break;
         case "internal-error":
           errLine(`${PROG}: internal error: ${exit.message}`);
