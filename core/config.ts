@@ -250,6 +250,8 @@ export interface VmConfig {
   boot: BootConfig;
   /** -S: do not start the CPUs until `cont`. */
   startPaused: boolean;
+  /** -uuid: the VM's UUID (canonical lower-case text; FW_CFG_UUID, query-uuid). Absent: all zeros. */
+  uuid?: string;
   /** -no-reboot: a guest reset shuts the VM down (QEMU: -action reboot=shutdown). */
   noReboot: boolean;
   /** -no-shutdown: a guest shutdown pauses instead of exiting (QEMU: -action shutdown=pause). */

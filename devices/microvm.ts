@@ -44,7 +44,7 @@ import { I8254 } from "./i8254.ts";
 import { Mc146818Rtc } from "./mc146818.ts";
 import { Ioapic } from "./ioapic.ts";
 import { ApicBus, Lapic } from "./lapic.ts";
-import { FwCfg } from "./fw_cfg.ts";
+import { FwCfg, fwCfgBootTimes, uuidBytes } from "./fw_cfg.ts";
 import { KvmClock } from "./kvmclock.ts";
 import { VIRTIO_MMIO_QUEUE_NOTIFY, VirtioMmio } from "./virtio/mmio.ts";
 import { VirtioBlk } from "./virtio/blk.ts";
@@ -495,6 +495,10 @@ export class Microvm {
       nbCpus: this.ncpus,
       maxCpus: this.config.smp.maxCpus,
       ramSize: this.config.memory.sizeBytes,
+      nographic: !this.config.machine.graphics,
+      bootMenu: /^(on|yes|true|y)$/.test(this.config.boot.props.menu ?? ""),
+      uuid: uuidBytes(this.config.uuid),
+      ...fwCfgBootTimes(this.config.boot.props),
     });
     if (!h.kernel) return;
     this.boot = loadLinux(this.ram, {

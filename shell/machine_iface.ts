@@ -139,6 +139,8 @@ export interface MachineIface {
   // --- identity ---------------------------------------------------------------------------------------
   /** -name value, or undefined. */
   readonly name: string | undefined;
+  /** -uuid (canonical text); undefined means QEMU's all-zero UUID. */
+  readonly uuid?: string | undefined;
   /**
    * QEMU's "package" string (QMP query-version `package`); `info version` prints "7.2.0" immediately followed
    * by it, so it should start with a space: " (microvm.ts 0.1.0)". (A value that already starts with "7.2.0"

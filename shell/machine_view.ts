@@ -83,6 +83,9 @@ export class MachineView implements MachineIface {
   get name(): string | undefined {
     return this.#r.config.name;
   }
+  get uuid(): string | undefined {
+    return this.#r.config.uuid;
+  }
   get versionPackage(): string {
     return VERSION_PACKAGE;
   }

@@ -65,6 +65,8 @@ export interface QmpOptions {
 }
 
 type Args = Record<string, unknown>;
+
+const NULL_UUID = "00000000-0000-0000-0000-000000000000";
 type Handler = (args: Args) => unknown;
 
 interface CommandDef {
@@ -277,6 +279,7 @@ export class QmpSession {
       () => ({ status: m.runState, singlestep: false, running: m.runState === "running" }),
     );
     add("query-name", {}, () => (m.name !== undefined ? { name: m.name } : {}));
+    add("query-uuid", {}, () => ({ UUID: m.uuid ?? NULL_UUID }));
     add("query-target", {}, () => ({ arch: "x86_64" }));
     add("query-kvm", {}, () => ({ enabled: m.accel === "kvm", present: m.accel === "kvm" || kvmPresent() }));
     add("query-machines", { "compat-props": "bool?" }, () => [{

@@ -188,3 +188,18 @@ Deno.test("QMP socket: a client vanishing mid-command leaves the server answerin
     b.conn.close();
   });
 });
+
+Deno.test("QMP query-uuid answers QEMU's form, all zeros without -uuid", () => {
+  const out: string[] = [];
+  const m = makeFakeMachine();
+  const q = new QmpSession(Object.assign(m, { uuid: "12345678-1234-5678-9abc-def012345678" }), {
+    send: (t) => out.push(t),
+  });
+  q.opened();
+  q.input('{"execute":"qmp_capabilities"}{"execute":"query-uuid"}');
+  assert.equal(out.at(-1), '{"return": {"UUID": "12345678-1234-5678-9abc-def012345678"}}\n');
+  const q2 = new QmpSession(makeFakeMachine(), { send: (t) => out.push(t) });
+  q2.opened();
+  q2.input('{"execute":"qmp_capabilities"}{"execute":"query-uuid"}');
+  assert.equal(out.at(-1), '{"return": {"UUID": "00000000-0000-0000-0000-000000000000"}}\n');
+});

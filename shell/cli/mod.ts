@@ -63,7 +63,7 @@ export function formatCliError(prog: string, err: Error): string {
 const OPTIONS_WITH_ARG = new Set((
   "machine M accel cpu smp m kernel initrd append serial chardev device drive global netdev " +
   "nic monitor qmp qmp-pretty mon qtest qtest-log name rtc d D plugin icount pidfile trace " +
-  "bios L k vga boot display"
+  "bios L k vga boot display uuid"
 ).split(" "));
 const OPTIONS_NO_ARG = new Set((
   "enable-kvm nodefaults no-user-config nographic no-reboot no-shutdown S version h help " +
@@ -74,7 +74,7 @@ const UNSUPPORTED_WITH_ARG = new Set((
   "hda hdb hdc hdd cdrom fda fdb mtdblock sd pflash blockdev snapshot-file numa object " +
   "usbdevice parallel debugcon gdb vnc spice loadvm incoming readconfig set option-rom " +
   "audiodev audio tpmdev fsdev virtfs net mem-path add-fd sandbox smbios acpitable fw_cfg " +
-  "uuid watchdog-action action overcommit compat msg seed dfilter semihosting-config g rotate " +
+  "watchdog-action action overcommit compat msg seed dfilter semihosting-config g rotate " +
   "echr prom-env runas chroot dump-vmstate iscsi"
 ).split(" "));
 const UNSUPPORTED_NO_ARG = new Set((
@@ -327,6 +327,13 @@ function handleOption(
       return;
     case "qtest-log":
       p.qtestLog = arg;
+      return;
+    case "uuid":
+      // qemu_uuid_parse: 8-4-4-4-12 hex digits.
+      if (!/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(arg)) {
+        throw new CliError("failed to parse UUID string: wrong format");
+      }
+      cfg.uuid = arg.toLowerCase();
       return;
     case "name": {
       const o = noisy(p, loc, arg, "guest");
