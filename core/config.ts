@@ -300,6 +300,8 @@ export interface DeviceInfo {
   bus?: string;
   /** `-device help` category: "Storage", "Network", "Input", "Display", "Misc", ... (default "Misc"). */
   category?: string;
+  /** QOM parent type for qom-list-types (default from the bus: virtio-bus → "virtio-device", ...). */
+  qomParent?: string;
   props: PropDef[];
 }
 

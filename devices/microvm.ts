@@ -121,6 +121,7 @@ export const MICROVM_DEVICES: DeviceRegistry = [
     desc: "",
     bus: "virtio-serial-bus",
     category: "Display",
+    qomParent: "virtserialport",
     props: [{ name: "chardev", type: "chr" }, { name: "nr", type: "uint32" }, { name: "name", type: "str" }],
   },
   {

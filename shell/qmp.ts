@@ -8,6 +8,7 @@
 import { UserError } from "../core/types.ts";
 import type { MachineEvent, MachineIface, QomObject } from "./machine_iface.ts";
 import { HmpSession, QEMU_VERSION } from "./hmp.ts";
+import { qomListTypes } from "../devices/qom_types.ts";
 import { type JsonMessage, JsonStreamer, qemuJsonString } from "./qmp_json.ts";
 
 /** QMP error classes (qapi/error.json). */
@@ -75,6 +76,25 @@ interface CommandDef {
   /** Accepts extra (unchecked) members, as device_add does. */
   open?: boolean;
   run: Handler;
+}
+
+/**
+ * The objects with QEMU's containers added: the root "/", "/objects", "/chardevs" and every path component
+ * that is not an object itself ("/machine/peripheral", "/machine/peripheral-anon", "/machine/unattached").
+ */
+function qomTree(objs: QomObject[]): QomObject[] {
+  const have = new Set(objs.map((o) => o.path));
+  const out = objs.slice();
+  const add = (path: string) => {
+    if (have.has(path)) return;
+    have.add(path);
+    out.push({ path, type: "container", props: [] });
+  };
+  for (const p of ["/", "/objects", "/chardevs"]) add(p);
+  for (const o of objs) {
+    for (let i = o.path.indexOf("/", 1); i > 0; i = o.path.indexOf("/", i + 1)) add(o.path.slice(0, i));
+  }
+  return out;
 }
 
 function qomChildren(objs: QomObject[], path: string): QomObject[] {
@@ -243,7 +263,7 @@ export class QmpSession {
   }
 
   #resolve(path: string): QomObject {
-    const objs = this.#m.qomObjects();
+    const objs = qomTree(this.#m.qomObjects());
     const norm = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
     let o = objs.find((x) => x.path === norm);
     if (!o && !norm.startsWith("/")) {
@@ -330,7 +350,7 @@ export class QmpSession {
       })));
     add("qom-list", { path: "str" }, (a) => {
       const o = this.#resolve(a.path as string);
-      const kids = qomChildren(m.qomObjects(), o.path).map((k) => ({
+      const kids = qomChildren(qomTree(m.qomObjects()), o.path).map((k) => ({
         name: k.path.slice(k.path.lastIndexOf("/") + 1),
         type: `child<${k.type}>`,
       }));
@@ -361,16 +381,10 @@ export class QmpSession {
       return {};
     });
     add("qom-list-types", { implements: "str?", abstract: "bool?" }, (a) => {
-      const types = new Map<string, string>();
-      types.set("microvm-machine", "x86-machine");
-      for (const d of m.deviceTypes) types.set(d.driver, d.bus === "virtio-bus" ? "virtio-device" : "device");
-      for (const o of m.qomObjects()) if (!types.has(o.type)) types.set(o.type, "device");
-      let list = [...types].map(([name, parent]) => ({ name, parent }));
-      if (typeof a.implements === "string") {
-        const want = a.implements;
-        list = list.filter((x) => x.name === want || x.parent === want);
-      }
-      return list;
+      return qomListTypes(m.deviceTypes, {
+        ...(typeof a.implements === "string" ? { implements: a.implements } : {}),
+        abstract: a.abstract === true,
+      });
     });
     add("human-monitor-command", { "command-line": "str", "cpu-index": "int?" }, (a) => {
       if (typeof a["cpu-index"] === "number") {
