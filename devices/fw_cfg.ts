@@ -86,7 +86,9 @@ export interface FwCfgMachineItems {
  * Validate -boot's splash-time/reboot-timeout as fw_cfg_bootsplash/fw_cfg_reboot do (UserError with QEMU's
  * words) and return them as numbers.
  */
-export function fwCfgBootTimes(props: Record<string, string>): { splashTime?: number; rebootTimeout?: number } {
+export function fwCfgBootTimes(
+  props: Record<string, string>,
+): { splashTime?: number; rebootTimeout?: number } {
   const out: { splashTime?: number; rebootTimeout?: number } = {};
   const st = props["splash-time"];
   if (st !== undefined) {
@@ -111,7 +113,7 @@ export function fwCfgBootTimes(props: Record<string, string>): { splashTime?: nu
 export function uuidBytes(uuid: string | undefined): Uint8Array {
   const b = new Uint8Array(16);
   const hex = (uuid ?? "").replaceAll("-", "");
-  if (hex.length === 32) for (let i = 0; i < 16; i++) b[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  if (hex.length === 32) { for (let i = 0; i < 16; i++) b[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16); }
   return b;
 }
 

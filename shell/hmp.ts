@@ -556,7 +556,11 @@ export class HmpSession {
         },
       },
       plain("name", "show the current VM name", () => (m.name !== undefined ? `${m.name}\n` : "")),
-      plain("uuid", "show the current VM UUID", () => `${m.uuid ?? "00000000-0000-0000-0000-000000000000"}\n`),
+      plain(
+        "uuid",
+        "show the current VM UUID",
+        () => `${m.uuid ?? "00000000-0000-0000-0000-000000000000"}\n`,
+      ),
       plain("network", "show the network state", () => (m.infoNetwork ? m.infoNetwork() : "")),
       plain("pic", "show PIC state", () => (m.infoPic ? m.infoPic() : "PIC information not available.\n")),
       plain("plugins", "show loaded plugins", () => m.plugins ? m.plugins.info() : ""),
