@@ -16,6 +16,7 @@ import { CpuidModel } from "../core/cpu/cpuid.ts";
 import { type PluginManager, startPlugins } from "../plugins/loader.ts";
 import { openNetdev } from "../core/host/netdev.ts";
 import { formatCliError, isCliAction, parseCommandLine } from "./cli/mod.ts";
+import { handleTerminationSignals, refuseInspectorSignal } from "./host_signals.ts";
 
 /** The name errors are prefixed with, as QEMU uses its argv[0]. */
 export const PROG = "microvm.ts";
@@ -362,6 +363,8 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
       c.id,
       await openChardev(spec as unknown as Parameters<typeof openChardev>[0], {
         onQuit: () => runner?.quit(0),
+        // Terminal signals: the stdio chardev restores the terminal, main()'s handlers quit.
+        onSignal: () => {},
       }),
     );
   }
@@ -469,6 +472,7 @@ export async function main(argv: string[]): Promise<number> {
     return await fuzzMain(argv.slice(1));
   }
   try {
+    refuseInspectorSignal();
     const args = argv.length === 0 ? await defaultArgs() : argv;
     const r = parseCommandLine(args, PROG, { devices: MICROVM_DEVICES });
     if (isCliAction(r)) {
@@ -478,17 +482,13 @@ export async function main(argv: string[]): Promise<number> {
     runner = await buildVm(r);
     const rr = runner;
     rr.plugins = await startPlugins(rr.machine, r.plugins, { print: (t) => errLine(t) });
-    const onTerm = () => {
-      errLine(`${PROG}: terminating on signal 15`);
-      rr.quit(0);
-    };
-    Deno.addSignalListener("SIGTERM", onTerm);
+    const unSignals = handleTerminationSignals(PROG, errLine, () => rr.quit(0));
     const { startMonitors } = await import("./monitors.ts");
     const monitors = startMonitors(rr);
     const code = await rr.run();
     for (const m of monitors) m.close();
     rr.plugins?.unloadAll();
-    Deno.removeSignalListener("SIGTERM", onTerm);
+    unSignals();
     rr.close();
     return code;
   } catch (e) {

@@ -54,6 +54,8 @@ export interface MuxCallbacks {
   onToggleMonitor?: (monitorFocused: boolean) => void;
   /** Ctrl-A b. */
   onBreak?: () => void;
+  /** stdio on a terminal: a terminating signal arrived (default: exit 1). */
+  onSignal?: (signal: Deno.Signal) => void;
 }
 
 /** Common options of every host backend. */
