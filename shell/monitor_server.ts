@@ -82,7 +82,8 @@ export function startMonitor(
   let hmp: HmpSession | null = null;
 
   if (kind === "hmp") {
-    const h = new HmpSession(machine, { interactive: true });
+    const crlfOut = (s: string) => write(s.replace(/\r?\n/g, "\r\n"));
+    const h = new HmpSession(machine, { interactive: true, stream: crlfOut });
     hmp = h;
     const histPath = opts.historyFile === undefined ? defaultHistoryPath() : opts.historyFile;
     const history = histPath ? loadHistoryFile(histPath) : [];

@@ -104,8 +104,19 @@ class LogSink implements GuestLog {
 
 async function readInput(kind: "kernel" | "initrd", path: string): Promise<Uint8Array> {
   try {
+    // Devices (/dev/zero, /dev/urandom), FIFOs and sockets never end: refuse them before reading, as QEMU's
+    // loaders fail at once on them (load_image_size / g_mapped_file).
+    const st = await Deno.stat(path);
+    if (!st.isFile && !st.isDirectory) {
+      throw new UserError(
+        kind === "kernel"
+          ? `could not load kernel '${path}': Success`
+          : `error reading initrd ${path}: not a regular file`,
+      );
+    }
     return await Deno.readFile(path);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     const why = e instanceof Deno.errors.NotFound
       ? "No such file or directory"
       : e instanceof Deno.errors.PermissionDenied
