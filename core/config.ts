@@ -176,6 +176,8 @@ export interface NetdevConfig {
   type: "tap" | "socket" | "user";
   /** Type-specific options as written (ifname, script, downscript, fd, vhost, listen, connect, ...). */
   props: Record<string, string>;
+  /** Repeatable options in order (user: hostfwd, guestfwd, dnssearch); `props` holds the last of each. */
+  lists?: Record<string, string[]>;
 }
 
 /** -global DRIVER.PROP=VALUE. */
