@@ -158,6 +158,7 @@ export class SlirpBackend implements NetBackend {
     }
     this.#wakeFd = libc.symbols.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (this.#wakeFd < 0) throw new UserError("-netdev user: eventfd failed");
+    // From here on, failures release what the constructor made; open() closes the libraries.
 
     const cb = new Uint8Array(SLIRP_CB.size);
     const cbv = new DataView(cb.buffer);
@@ -234,7 +235,7 @@ export class SlirpBackend implements NetBackend {
     this.#slirp = lib.symbols.slirp_new(cfg.bytes, cb, null);
     void cfg.keep;
     if (this.#slirp === null) {
-      this.#freeHandles();
+      this.#releaseCallbacks();
       throw new UserError("-netdev user: libslirp could not start (slirp_new failed)");
     }
     try {
@@ -242,7 +243,7 @@ export class SlirpBackend implements NetBackend {
       for (const g of s.guestfwd) this.#addGuestFwd(g);
     } catch (e) {
       lib.symbols.slirp_cleanup(this.#slirp);
-      this.#freeHandles();
+      this.#releaseCallbacks();
       throw e;
     }
   }
@@ -517,10 +518,14 @@ export class SlirpBackend implements NetBackend {
     return this.#pumping ?? Promise.resolve();
   }
 
-  #freeHandles(): void {
+  #releaseCallbacks(): void {
     for (const c of this.#callbacks) c.close();
     this.#callbacks.length = 0;
     if (this.#wakeFd >= 0) this.#libc.symbols.close(this.#wakeFd);
+  }
+
+  #freeHandles(): void {
+    this.#releaseCallbacks();
     this.#lib.close();
     this.#libc.close();
   }
