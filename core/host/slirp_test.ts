@@ -378,16 +378,7 @@ Deno.test({
       assert.equal(syn[47] & 0x02, 0x02); // SYN
       conn.close();
 
-      // Flood: the NIC takes nothing; what waits stays within the bound and the rest is dropped.
-      rx.room = false;
-      for (let i = 0; i < 4000; i++) be.send(ipv4(gwMac, GW_IP, 1, icmpEcho(i, 1400)));
-      assert.ok(be.queuedBytes <= TO_GUEST_MAX_BYTES, `${be.queuedBytes} bytes queued`);
-      assert.ok(be.stats.dropped > 0);
-      const before = rx.frames.length;
-      rx.room = true;
-      await rx.next((f) => isIcmpReply(f) && rx.frames.indexOf(f) >= before);
-
-      // hostfwd_remove, then close(): the listener is gone.
+      // hostfwd_remove / hostfwd_add (before the flood: libslirp opens a host ICMP socket per echo).
       assert.equal(
         be.hostfwdRemove(`tcp:127.0.0.1:${port}`),
         `host forwarding rule for tcp:127.0.0.1:${port} removed`,
@@ -397,16 +388,48 @@ Deno.test({
         `host forwarding rule for tcp:127.0.0.1:${port} not found`,
       );
       assert.equal(be.hostfwdRemove("zzz"), "invalid format");
-      be.hostfwdAdd(`tcp:127.0.0.1:${port}-:8081`);
+      // A fresh port: the accepted connection above may keep `port` in TIME_WAIT.
+      const probe2 = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port2 = (probe2.addr as Deno.NetAddr).port;
+      probe2.close();
+      be.hostfwdAdd(`tcp:127.0.0.1:${port2}-:8081`);
       assert.throws(
-        () => be.hostfwdAdd(`tcp:127.0.0.1:${port}-:8081`),
+        () => be.hostfwdAdd(`tcp:127.0.0.1:${port2}-:8081`),
         /Could not set up host forwarding rule/,
       );
+      // Flood: the NIC takes nothing; what waits stays within the bound and the rest is dropped.
+      rx.room = false;
+      for (let i = 0; i < 4000; i++) be.send(ipv4(gwMac, GW_IP, 1, icmpEcho(i, 1400)));
+      assert.ok(be.queuedBytes <= TO_GUEST_MAX_BYTES, `${be.queuedBytes} bytes queued`);
+      assert.ok(be.stats.dropped > 0);
+      const before = rx.frames.length;
+      rx.room = true;
+      await rx.next((f) => isIcmpReply(f) && rx.frames.indexOf(f) >= before);
+
+      // close(): the hostfwd listener is gone (checked below).
     } finally {
       be.close();
       await be.stopped;
     }
     await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }), Deno.errors.ConnectionRefused);
+  },
+});
+
+Deno.test({
+  name: "guestfwd cmd: a rule inside the network is accepted, one outside fails with QEMU's message",
+  ignore: !HAVE_LIB,
+  fn: () => {
+    const be = SlirpBackend.open(parseSlirpOptions({}, { guestfwd: ["tcp:10.0.2.100:1234-cmd:cat"] }));
+    be.close();
+    assert.throws(
+      () =>
+        SlirpBackend.open(parseSlirpOptions({}, {
+          guestfwd: ["tcp:10.0.3.100:1234-cmd:cat"],
+        })),
+      (e: unknown) =>
+        e instanceof UserError &&
+        e.message === "Conflicting/invalid host:port in guest forwarding rule 'tcp:10.0.3.100:1234-cmd:cat'",
+    );
   },
 });
 
