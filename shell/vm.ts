@@ -383,7 +383,11 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
   let machineRef: Microvm | null = null;
   const accel = await makeAccelerator(cfg, log, () => machineRef);
   for (const n of cfg.netdevs) {
-    netdevs.set(n.id, await openNetdev(n, { onGuestError: (msg) => log.guestError("slirp", msg) }));
+    try {
+      netdevs.set(n.id, await openNetdev(n, { onGuestError: (msg) => log.guestError("slirp", msg) }));
+    } catch (e) {
+      throw n.loc && e instanceof UserError ? new UserError(`${n.loc}: ${e.message}`) : e;
+    }
   }
   const kernel = cfg.kernel ? { name: cfg.kernel, bytes: await readInput("kernel", cfg.kernel) } : undefined;
   const initrd = cfg.initrd ? { name: cfg.initrd, bytes: await readInput("initrd", cfg.initrd) } : undefined;

@@ -234,6 +234,36 @@ Deno.test({
 });
 
 Deno.test({
+  name: "-netdev user, unprivileged: a hostfwd on a privileged port fails with QEMU's one line, exit 1",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    if (SKIP) return skip(SKIP);
+    if (Deno.uid() !== 0) return skip("not root: the unprivileged bind check needs setpriv from root");
+    const { dir, prefix, cleanup } = await prepare();
+    try {
+      const rule = "tcp:127.0.0.1:1-:22";
+      const p = new Proc(prefix[0], [
+        ...prefix.slice(1),
+        "run",
+        "-A",
+        MAIN_TS,
+        ...["-M", "microvm", "-accel", "tcg", "-m", "128m", "-kernel", "vmlinux", "-nodefaults"],
+        ...["-display", "none", "-netdev", `user,id=n0,hostfwd=${rule}`],
+      ], { cwd: dir, timeoutMs: 120_000 });
+      const r = await p.done;
+      assert.equal(r.code, 1, r.out);
+      assert.equal(
+        r.out.trim(),
+        `microvm.ts: -netdev user,id=n0,hostfwd=${rule}: Could not set up host forwarding rule '${rule}'`,
+      );
+    } finally {
+      await cleanup();
+    }
+  },
+});
+
+Deno.test({
   name:
     "-netdev user,restrict=on, unprivileged: DHCP still answers, the guest's outbound connection is blocked",
   sanitizeResources: false,

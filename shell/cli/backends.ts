@@ -358,7 +358,7 @@ export function applyNetdevs(p: Pending): void {
       if (type === "user") {
         // Options checked before anything opens, with QEMU's messages (net_slirp_init).
         parseSlirpOptions(props, lists);
-        cfg.netdevs.push({ id, type, props, lists });
+        cfg.netdevs.push({ id, type, props, lists, loc: n.loc });
       } else cfg.netdevs.push({ id, type, props });
     } catch (e) {
       throw withLocation(n.loc, e);

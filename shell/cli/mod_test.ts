@@ -536,8 +536,10 @@ Deno.test("parseCommandLine: -netdev user keeps repeated hostfwd/dnssearch in or
     type: "user",
     props: { hostfwd: "udp::5353-:53", dnssearch: "b.test", restrict: "on" },
     lists: { hostfwd: ["tcp:127.0.0.1:2222-:22", "udp::5353-:53"], dnssearch: ["a.test", "b.test"] },
+    loc: "-netdev user,id=u0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp::5353-:53,dnssearch=a.test," +
+      "dnssearch=b.test,restrict=on",
   });
-  assert.deepEqual(c.netdevs[1], { id: "__org.qemu.nic0", type: "user", props: {}, lists: {} });
+  assert.deepEqual(c.netdevs[1], { id: "__org.qemu.nic0", type: "user", props: {}, lists: {}, loc: "-nic " });
   assert.deepEqual(c.devices.map((d) => d.props.netdev), ["u0", "__org.qemu.nic0"]);
 });
 
