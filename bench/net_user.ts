@@ -129,6 +129,28 @@ export function userNetSection(ours: UserNetResult[], qemu: UserNetResult[] | nu
   };
 }
 
+/** Run `runs` boots per VMM (interleaved) in the guest directory `dir`; returns the table. */
+export async function runUserNetBench(opts: {
+  dir: string;
+  runs: number;
+  mib: number;
+  qemu: string | null;
+  progress?: (msg: string) => void;
+}): Promise<Section> {
+  const ours: Vmm = { name: "microvm.ts", cmd: Deno.execPath(), prefix: ["run", "-A", MAIN_TS] };
+  const o: UserNetResult[] = [];
+  const q: UserNetResult[] | null = opts.qemu ? [] : null;
+  for (let i = 0; i < opts.runs; i++) {
+    o.push(await runUserNetBoot(ours, opts.dir, opts.mib << 20));
+    opts.progress?.(`user net ${i + 1}/${opts.runs} microvm.ts: ${JSON.stringify(o.at(-1))}`);
+    if (opts.qemu && q) {
+      q.push(await runUserNetBoot({ name: "QEMU", cmd: opts.qemu, prefix: [] }, opts.dir, opts.mib << 20));
+      opts.progress?.(`user net ${i + 1}/${opts.runs} QEMU: ${JSON.stringify(q.at(-1))}`);
+    }
+  }
+  return userNetSection(o, q, opts.mib);
+}
+
 function flag(name: string, def: number): number {
   const i = Deno.args.indexOf(name);
   const v = i >= 0 ? Number(Deno.args[i + 1]) : def;
@@ -141,19 +163,9 @@ if (import.meta.main) {
   const mib = flag("--mib", 16);
   const qemu = Deno.args.includes("--no-qemu") ? null : qemuPath();
   const dir = await prepareGuestDir();
-  const ours: Vmm = { name: "microvm.ts", cmd: Deno.execPath(), prefix: ["run", "-A", MAIN_TS] };
-  const o: UserNetResult[] = [];
-  const q: UserNetResult[] | null = qemu ? [] : null;
   try {
-    for (let i = 0; i < runs; i++) {
-      o.push(await runUserNetBoot(ours, dir, mib << 20));
-      console.error(`user net ${i + 1}/${runs} microvm.ts: ${JSON.stringify(o.at(-1))}`);
-      if (qemu && q) {
-        q.push(await runUserNetBoot({ name: "QEMU", cmd: qemu, prefix: [] }, dir, mib << 20));
-        console.error(`user net ${i + 1}/${runs} QEMU: ${JSON.stringify(q.at(-1))}`);
-      }
-    }
-    console.log(renderSection(userNetSection(o, q, mib)));
+    const s = await runUserNetBench({ dir, runs, mib, qemu, progress: (m) => console.error(m) });
+    console.log(renderSection(s));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
