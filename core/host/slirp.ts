@@ -126,6 +126,7 @@ export class SlirpBackend implements NetBackend {
   #addPoll: Closable;
   #getRevents: Closable;
   #pollBuf = new Uint8Array(8 * 64);
+  #pollView = new DataView(this.#pollBuf.buffer);
   #nfds = 0;
   #timeoutBuf = new Uint32Array(1);
   #receiver: NetReceiver | null = null;
@@ -463,8 +464,9 @@ export class SlirpBackend implements NetBackend {
       const bigger = new Uint8Array(this.#pollBuf.length * 2);
       bigger.set(this.#pollBuf);
       this.#pollBuf = bigger;
+      this.#pollView = new DataView(bigger.buffer);
     }
-    const v = new DataView(this.#pollBuf.buffer);
+    const v = this.#pollView;
     v.setInt32(idx * 8, fd, true);
     v.setInt16(idx * 8 + 4, slirpToPoll(events), true);
     v.setInt16(idx * 8 + 6, 0, true);
@@ -474,7 +476,7 @@ export class SlirpBackend implements NetBackend {
 
   #revents(idx: number): number {
     if (idx < 0 || idx >= this.#nfds) return 0;
-    return pollToSlirp(new DataView(this.#pollBuf.buffer).getInt16(idx * 8 + 6, true));
+    return pollToSlirp(this.#pollView.getInt16(idx * 8 + 6, true));
   }
 
   async #pump(): Promise<void> {
@@ -506,7 +508,7 @@ export class SlirpBackend implements NetBackend {
       this.#libc.symbols.read(this.#wakeFd, drain, 8n);
       const n = await this.#libc.symbols.poll(this.#pollBuf, BigInt(this.#nfds), timeout);
       if (this.#closed) break;
-      if (new DataView(this.#pollBuf.buffer).getInt16(6, true) & POLLIN) {
+      if (this.#pollView.getInt16(6, true) & POLLIN) {
         this.#libc.symbols.read(this.#wakeFd, drain, 8n);
       }
       s.slirp_pollfds_poll(this.#slirp, n < 0 ? 1 : 0, this.#getRevents.pointer, null);
