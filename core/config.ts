@@ -176,6 +176,10 @@ export interface NetdevConfig {
   type: "tap" | "socket" | "user";
   /** Type-specific options as written (ifname, script, downscript, fd, vhost, listen, connect, ...). */
   props: Record<string, string>;
+  /** Repeatable options in order (user: hostfwd, guestfwd, dnssearch); `props` holds the last of each. */
+  lists?: Record<string, string[]>;
+  /** Where it was written ("-netdev user,id=n0,…"): prefixes errors raised when it opens, as QEMU does. */
+  loc?: string;
 }
 
 /** -global DRIVER.PROP=VALUE. */

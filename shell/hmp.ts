@@ -19,6 +19,7 @@ import {
   printc,
 } from "./hmp_format.ts";
 import { infoMem, infoTlb, virtRead } from "./hmp_mem.ts";
+import { infoUsernet, usernetCommands } from "./hmp_usernet.ts";
 
 /** The QEMU version this monitor speaks (QMP greeting, query-version, info version). */
 export const QEMU_VERSION = { micro: 0, minor: 2, major: 7 } as const;
@@ -497,6 +498,7 @@ export class HmpSession {
           return "";
         },
       },
+      ...usernetCommands(m),
       {
         name: "x",
         params: "/fmt addr",
@@ -636,6 +638,7 @@ export class HmpSession {
         "show virtual to physical memory mappings",
         () => infoTlb(this.#cur().registers(), (a, l) => m.memRead(a, l)),
       ),
+      plain("usernet", "show user network stack connection states", () => infoUsernet(m)),
       plain(
         "version",
         "show the version of QEMU",

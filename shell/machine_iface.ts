@@ -125,6 +125,17 @@ export interface MonitorClock {
   nextDeadline(): number;
 }
 
+/** One -netdev user stack as the monitor drives it (core/host/slirp.ts SlirpBackend). */
+export interface UsernetView {
+  readonly id: string;
+  /** @throws UserError with QEMU's message */
+  hostfwdAdd(rule: string): void;
+  /** QEMU's reply line without the newline. */
+  hostfwdRemove(spec: string): string;
+  /** libslirp's connection table. */
+  connectionInfo(): string;
+}
+
 /**
  * The running machine as a monitor sees it. Implemented by the runner (shell/vm.ts).
  *
@@ -217,6 +228,10 @@ export interface MachineIface {
   blocks(): BlockView[];
   /** `info network` text (empty string when there is no NIC). */
   infoNetwork?(): string;
+  /** The -netdev ids (hostfwd_add tells an unknown id from a non-user one). */
+  netdevIds?(): string[];
+  /** The user-mode (-netdev user) networks, in creation order. */
+  usernets?(): UsernetView[];
   /** `info pic` text (PIC pair, then IOAPIC). */
   infoPic?(): string;
   /** `info irq` text. */

@@ -7,6 +7,7 @@ import { type CpuRegisters, GPR_NAMES } from "../core/accel.ts";
 import type { DeviceRegistry } from "../core/config.ts";
 import { formatIrqStats } from "../core/irq.ts";
 import { UserError } from "../core/types.ts";
+import { SlirpBackend } from "../core/host/slirp.ts";
 import { formatInfoPic } from "../devices/i8259.ts";
 import { MICROVM_DEVICES } from "../devices/microvm.ts";
 import type {
@@ -19,6 +20,7 @@ import type {
   MonitorClock,
   QomObject,
   RunState,
+  UsernetView,
 } from "./machine_iface.ts";
 import type { VmRunner } from "./vm.ts";
 
@@ -286,6 +288,22 @@ export class MachineView implements MachineIface {
         size,
       };
     });
+  }
+  netdevIds(): string[] {
+    return [...this.#r.netdevById.keys()];
+  }
+  usernets(): UsernetView[] {
+    const out: UsernetView[] = [];
+    for (const [id, b] of this.#r.netdevById) {
+      if (!(b instanceof SlirpBackend)) continue;
+      out.push({
+        id,
+        hostfwdAdd: (rule) => b.hostfwdAdd(rule),
+        hostfwdRemove: (spec) => b.hostfwdRemove(spec),
+        connectionInfo: () => b.connectionInfo(),
+      });
+    }
+    return out;
   }
   infoPic(): string {
     const m = this.#r.machine;

@@ -142,6 +142,8 @@ export class VmRunner {
   readonly chardevs: Map<string, HostChar>;
   readonly drives: BlockBackend[];
   readonly netdevs: NetBackend[];
+  /** The same backends by -netdev id (hostfwd_add, info usernet). */
+  readonly netdevById: ReadonlyMap<string, NetBackend>;
   /** Loaded plugins (-plugin, plugin_load). */
   plugins: PluginManager | null = null;
   runState: "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" = "prelaunch";
@@ -162,8 +164,10 @@ export class VmRunner {
     chardevs: Map<string, HostChar>;
     drives: BlockBackend[];
     netdevs?: NetBackend[];
+    netdevById?: ReadonlyMap<string, NetBackend>;
   }) {
     this.netdevs = o.netdevs ?? [];
+    this.netdevById = o.netdevById ?? new Map();
     this.config = o.config;
     this.machine = o.machine;
     this.accel = o.accel;
@@ -402,7 +406,13 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
   }
   let machineRef: Microvm | null = null;
   const accel = await makeAccelerator(cfg, log, () => machineRef);
-  for (const n of cfg.netdevs) netdevs.set(n.id, await openNetdev(n));
+  for (const n of cfg.netdevs) {
+    try {
+      netdevs.set(n.id, await openNetdev(n, { onGuestError: (msg) => log.guestError("slirp", msg) }));
+    } catch (e) {
+      throw n.loc && e instanceof UserError ? new UserError(`${n.loc}: ${e.message}`) : e;
+    }
+  }
   const kernel = cfg.kernel ? { name: cfg.kernel, bytes: await readInput("kernel", cfg.kernel) } : undefined;
   const initrd = cfg.initrd ? { name: cfg.initrd, bytes: await readInput("initrd", cfg.initrd) } : undefined;
   if (initrd && !kernel) throw new UserError("-initrd cannot be used without -kernel");
@@ -461,6 +471,7 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
     chardevs,
     drives,
     netdevs: [...netdevs.values()],
+    netdevById: netdevs,
   });
   return runner;
 }
