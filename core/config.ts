@@ -250,6 +250,8 @@ export interface VmConfig {
   boot: BootConfig;
   /** -S: do not start the CPUs until `cont`. */
   startPaused: boolean;
+  /** -gdb DEV / -s (= tcp::1234), in order; the last one is the gdb server (absent: none). */
+  gdb?: string[];
   /** -no-reboot: a guest reset shuts the VM down (QEMU: -action reboot=shutdown). */
   noReboot: boolean;
   /** -no-shutdown: a guest shutdown pauses instead of exiting (QEMU: -action shutdown=pause). */
