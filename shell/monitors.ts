@@ -38,7 +38,8 @@ function gdbTarget(runner: VmRunner, view: MachineView): GdbTarget {
     resume: () => runner.cont(),
     kill: () => {
       Deno.stderr.writeSync(new TextEncoder().encode("microvm.ts: QEMU: Terminated via GDBstub\n"));
-      runner.quit(0);
+      // Let the reply ("OK" to vKill) reach gdb before the process exits.
+      setTimeout(() => runner.quit(0), 100);
     },
   };
 }

@@ -110,7 +110,7 @@ export function readDebugRegisters(c: Cpu): DebugRegisters {
     st,
     xmm,
     mxcsr: c.mxcsr,
-    halted: c.halted,
+    halted: c.halted || c.waitSipi,
   };
 }
 
