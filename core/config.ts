@@ -256,6 +256,8 @@ export interface VmConfig {
   startPaused: boolean;
   /** -uuid: the VM's UUID (canonical lower-case text; FW_CFG_UUID, query-uuid). Absent: all zeros. */
   uuid?: string;
+  /** -gdb DEV / -s (= tcp::1234), in order; the last one is the gdb server (absent: none). */
+  gdb?: string[];
   /** -no-reboot: a guest reset shuts the VM down (QEMU: -action reboot=shutdown). */
   noReboot: boolean;
   /** -no-shutdown: a guest shutdown pauses instead of exiting (QEMU: -action shutdown=pause). */

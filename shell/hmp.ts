@@ -368,6 +368,16 @@ export class HmpSession {
         },
       },
       {
+        name: "gdbserver",
+        params: "[device]",
+        help: "start gdbserver on given device (default 'tcp::1234'), stop with 'none'",
+        run: (a) => {
+          const dev = a.trim();
+          if (!m.gdbserver) return "gdbserver is not available\n";
+          return m.gdbserver(dev === "" ? undefined : dev);
+        },
+      },
+      {
         name: "help|?",
         params: "[cmd]",
         help: "show the help",

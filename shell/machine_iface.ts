@@ -254,6 +254,10 @@ export interface MachineIface {
     command(name: string, args: string[]): string | null;
   };
 
+  // --- debugging ------------------------------------------------------------------------------------
+  /** HMP `gdbserver [DEV|none]`: start (or stop) the gdb server; returns the line QEMU prints. */
+  gdbserver?(device: string | undefined): string;
+
   // --- logging ----------------------------------------------------------------------------------------
   /** Enable exactly these -d items (`log guest_errors,unimp`; `log none` passes []); names are checked against LOG_ITEMS (shell/cli/help.ts) first. */
   setLogItems(items: string[]): void;

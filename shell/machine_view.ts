@@ -57,6 +57,8 @@ export class MachineView implements MachineIface {
   readonly #listeners = new Set<(ev: MachineEvent) => void>();
   readonly #irqIn = new Set<(line: number, level: boolean) => void>();
   readonly deviceTypes: DeviceRegistry = MICROVM_DEVICES;
+  /** HMP `gdbserver` (set by shell/monitors.ts with the runner's gdb server). */
+  gdbserver?: (device: string | undefined) => string;
   readonly clock: MonitorClock;
 
   constructor(runner: VmRunner) {

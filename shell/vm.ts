@@ -3,7 +3,7 @@
  * (-S, -no-reboot, -no-shutdown, Ctrl-A x, SIGTERM) and the monitors. main.ts calls `main()`.
  * @module
  */
-import type { Accelerator, RunExit } from "../core/accel.ts";
+import type { Accelerator, DebugExit, RunExit } from "../core/accel.ts";
 import type { VmConfig } from "../core/config.ts";
 import { type BlockBackend, type CharBackend, type GuestLog, UserError } from "../core/types.ts";
 import { VirtualClock } from "../core/clock.ts";
@@ -56,6 +56,19 @@ export async function defaultArgs(): Promise<string[]> {
     "mon:stdio",
     "-no-reboot",
   ];
+}
+
+/** True when argv has nothing but -s, -S and -gdb DEV (or nothing at all). */
+function onlyDebugOptions(argv: string[]): boolean {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "-s" || argv[i] === "-S") continue;
+    if (argv[i] === "-gdb" && i + 1 < argv.length) {
+      i++;
+      continue;
+    }
+    return false;
+  }
+  return true;
 }
 
 /** -d / -D logging sink implementing GuestLog. */
@@ -146,7 +159,11 @@ export class VmRunner {
   readonly netdevById: ReadonlyMap<string, NetBackend>;
   /** Loaded plugins (-plugin, plugin_load). */
   plugins: PluginManager | null = null;
-  runState: "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" = "prelaunch";
+  runState: "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" | "debug" = "prelaunch";
+  /** Why the vCPUs stopped for the debugger (run state "debug"). */
+  lastDebug: DebugExit | null = null;
+  /** The gdb server (-gdb, -s, HMP gdbserver), set by shell/monitors.ts. */
+  gdb: { start(device: string): Promise<void>; stop(): void } | null = null;
   /** Lifecycle events for QMP (set by the monitor bridge). */
   onEvent:
     | ((ev: { event: "STOP" | "RESUME" | "RESET" | "SHUTDOWN"; data?: Record<string, unknown> }) => void)
@@ -189,8 +206,9 @@ export class VmRunner {
 
   /** Resume (monitor `cont`). */
   cont(): void {
-    if (this.runState === "paused" || this.runState === "prelaunch") {
+    if (this.runState === "paused" || this.runState === "prelaunch" || this.runState === "debug") {
       this.runState = "running";
+      this.lastDebug = null;
       this.clock.resume?.();
       this.onEvent?.({ event: "RESUME" });
       for (const w of this.#resumeWaiters.splice(0)) w();
@@ -296,6 +314,15 @@ export class VmRunner {
           break;
         case "quit":
           return 0;
+        case "debug":
+          // A breakpoint, watchpoint or single step (gdbstub): QEMU's RUN_STATE_DEBUG.
+          if (this.runState === "running") {
+            this.lastDebug = exit;
+            this.runState = "debug";
+            this.clock.pause?.();
+            this.onEvent?.({ event: "STOP" });
+          }
+          break;
         case "shutdown":
           if (exit.reason === "guest-shutdown") this.#shutdownRequest(true, "guest-shutdown");
           else this.systemReset("guest-reset");
@@ -495,7 +522,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     refuseInspectorSignal();
-    const args = argv.length === 0 ? await defaultArgs() : argv;
+    // No arguments, or only gdb/-S ones (`-s -S`): the default guest.
+    const args = onlyDebugOptions(argv) ? [...await defaultArgs(), ...argv] : argv;
     const r = parseCommandLine(args, PROG, { devices: MICROVM_DEVICES });
     if (isCliAction(r)) {
       Deno.stdout.writeSync(enc.encode(r.text.endsWith("\n") ? r.text : r.text + "\n"));
@@ -507,8 +535,11 @@ export async function main(argv: string[]): Promise<number> {
     const unSignals = handleTerminationSignals(PROG, errLine, () => rr.quit(0));
     const { startMonitors } = await import("./monitors.ts");
     const monitors = startMonitors(rr);
+    // -gdb/-s: QEMU starts each in turn and the last one stays.
+    for (const dev of r.gdb ?? []) await rr.gdb?.start(dev);
     const code = await rr.run();
     for (const m of monitors) m.close();
+    rr.gdb?.stop();
     rr.plugins?.unloadAll();
     unSignals();
     rr.close();
