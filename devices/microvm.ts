@@ -51,6 +51,8 @@ import { VirtioSerial } from "./virtio/console.ts";
 import { VirtioRng } from "./virtio/rng.ts";
 import { VirtioNet } from "./virtio/net.ts";
 import type { VirtioDevice } from "./virtio/device.ts";
+import type { FsBackend } from "../core/fsdev.ts";
+import { HOSTDEV_DEVICES, makeHostDevice } from "./hostdev.ts";
 import { propLine, propLines, type QBus, type QNode, renderQtree } from "./_qtree.ts";
 
 /** First virtio-mmio transport (QEMU VIRTIO_MMIO_BASE). */
@@ -78,6 +80,8 @@ export interface MicrovmHost {
   drive(cfg: DriveConfig): BlockBackend;
   /** An opened -netdev by id. */
   netdev?(id: string): NetBackend;
+  /** An opened -fsdev by id (throws UserError if unknown). */
+  fsdev?(id: string): FsBackend;
   /** Wall-clock time (ms since the epoch) at virtual time 0, for the RTC and kvmclock. */
   wallClockMs: number;
   kernel?: { name: string; bytes: Uint8Array };
@@ -137,6 +141,7 @@ export const MICROVM_DEVICES: DeviceRegistry = [
     category: "Network",
     props: [...VirtioNet.PROPS],
   },
+  ...HOSTDEV_DEVICES,
 ];
 
 function onOffAuto(v: "on" | "off" | "auto", auto: boolean): boolean {
@@ -456,8 +461,11 @@ export class Microvm {
         );
         return;
       }
-      default:
-        throw new UserError(`'${d.driver}' is not a valid device model name`);
+      default: {
+        const dev = makeHostDevice(d.driver, id, p, { host: this.host, clock: this.clock, common });
+        if (dev === null) throw new UserError(`'${d.driver}' is not a valid device model name`);
+        this.#plug(dev);
+      }
     }
   }
 

@@ -15,6 +15,7 @@ import { Microvm, MICROVM_DEVICES, TSC_KHZ } from "../devices/microvm.ts";
 import { CpuidModel } from "../core/cpu/cpuid.ts";
 import { type PluginManager, startPlugins } from "../plugins/loader.ts";
 import { openNetdev } from "../core/host/netdev.ts";
+import { openFsdevs } from "../core/host/fsdevs.ts";
 import { formatCliError, isCliAction, parseCommandLine } from "./cli/mod.ts";
 
 /** The name errors are prefixed with, as QEMU uses its argv[0]. */
@@ -379,6 +380,7 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
   let machineRef: Microvm | null = null;
   const accel = await makeAccelerator(cfg, log, () => machineRef);
   for (const n of cfg.netdevs) netdevs.set(n.id, await openNetdev(n));
+  const fsdevs = openFsdevs(cfg, (l) => errLine(`${PROG}: ${l}`));
   const kernel = cfg.kernel ? { name: cfg.kernel, bytes: await readInput("kernel", cfg.kernel) } : undefined;
   const initrd = cfg.initrd ? { name: cfg.initrd, bytes: await readInput("initrd", cfg.initrd) } : undefined;
   if (initrd && !kernel) throw new UserError("-initrd cannot be used without -kernel");
@@ -404,6 +406,11 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
       const have = netdevs.get(id);
       if (have) return have;
       throw new UserError(`Property 'virtio-net-device.netdev' can't find value '${id}'`);
+    },
+    fsdev: (id: string) => {
+      const f = fsdevs.get(id);
+      if (!f) throw new UserError(`9pfs device couldn't find fsdev with the id = ${id}`);
+      return f;
     },
     wallClockMs,
     ...(kernel ? { kernel } : {}),
