@@ -9,6 +9,7 @@ import type { FsBackend } from "../core/fsdev.ts";
 import { type Clock, UserError } from "../core/types.ts";
 import type { VirtioDevice } from "./virtio/device.ts";
 import { VirtioP9 } from "./virtio/p9.ts";
+import { type BalloonRam, VirtioBalloon } from "./virtio/balloon.ts";
 
 /** What the host-integration devices need from the board's host. */
 export interface HostDevHost {
@@ -19,6 +20,7 @@ export interface HostDevHost {
 export interface HostDevEnv {
   host: HostDevHost;
   clock: Clock;
+  ram: BalloonRam;
   common: { indirectDesc: boolean; eventIdx: boolean };
 }
 
@@ -31,7 +33,50 @@ export const HOSTDEV_DEVICES: DeviceRegistry = [
     category: "Storage",
     props: [...VirtioP9.PROPS],
   },
+  {
+    driver: "virtio-balloon-device",
+    desc: "",
+    bus: "virtio-bus",
+    category: "Misc",
+    props: [...VirtioBalloon.PROPS],
+  },
 ];
+
+/** QOM properties a host-integration device adds to its object (qom-get/qom-set), beyond its -device ones. */
+export interface HostDevQomProp {
+  name: string;
+  type: string;
+  value?: unknown;
+  set?(value: unknown): void;
+}
+
+/** The extra QOM properties of `dev` (balloon: guest-stats, guest-stats-polling-interval). */
+export function hostDevQomProps(dev: VirtioDevice): HostDevQomProp[] {
+  if (!(dev instanceof VirtioBalloon)) return [];
+  return [
+    { name: "guest-stats", type: "guest statistics", value: dev.guestStats() },
+    {
+      name: "guest-stats-polling-interval",
+      type: "int",
+      value: dev.pollInterval,
+      set: (v: unknown) => {
+        if (typeof v !== "number" || !Number.isInteger(v)) {
+          throw new UserError("Invalid parameter type for 'value', expected: integer");
+        }
+        // QEMU balloon_stats_set_poll_interval
+        if (v < 0) throw new UserError("timer value must be greater than zero");
+        if (v > 0xffffffff) throw new UserError("timer value is too big");
+        dev.setPollInterval(v);
+      },
+    },
+  ];
+}
+
+/** The balloon among `devices`, or null (QMP balloon/query-balloon: "No balloon device has been activated"). */
+export function findBalloon(devices: Iterable<VirtioDevice>): VirtioBalloon | null {
+  for (const d of devices) if (d instanceof VirtioBalloon) return d;
+  return null;
+}
 
 /** Build the device for `driver`, or null when it is not one of these. */
 export function makeHostDevice(
@@ -47,6 +92,24 @@ export function makeHostDevice(
       if (!env.host.fsdev) throw new UserError(`9pfs device couldn't find fsdev with the id = ${fsdevId}`);
       const fs = env.host.fsdev(fsdevId);
       return new VirtioP9({ id, fs, fsdevName: fsdevId, mountTag: p.mount_tag ?? "", ...env.common });
+    }
+    case "virtio-balloon-device": {
+      const b = (k: string, dflt: boolean) => p[k] === undefined ? dflt : /^(on|yes|true)$/.test(p[k]);
+      if (b("free-page-hint", false)) {
+        throw new UserError(
+          "virtio-balloon-device: free-page-hint=on is not supported (use free-page-reporting=on)",
+        );
+      }
+      return new VirtioBalloon({
+        id,
+        ram: env.ram,
+        clock: env.clock,
+        deflateOnOom: b("deflate-on-oom", false),
+        freePageReporting: b("free-page-reporting", false),
+        pagePoison: b("page-poison", true),
+        qemu40ConfigSize: b("qemu-4-0-config-size", false),
+        ...env.common,
+      });
     }
     default:
       return null;

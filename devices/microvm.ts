@@ -189,6 +189,8 @@ export class Microvm {
   onGsi: ((gsi: number, level: boolean) => void) | null = null;
   /** Level of the PIC's INT output (KVM injects ExtINT from it). */
   picOutput = false;
+  /** The host-integration devices (9p, balloon, vsock) by the -device that made them. */
+  readonly hostDevices = new Map<DeviceConfig, VirtioDevice>();
   /** Number of -device/device_add devices added so far. */
   userDevices = 0;
   /** Kernel command line as the guest receives it (after auto-kernel-cmdline). */
@@ -462,9 +464,11 @@ export class Microvm {
         return;
       }
       default: {
-        const dev = makeHostDevice(d.driver, id, p, { host: this.host, clock: this.clock, common });
+        const env = { host: this.host, clock: this.clock, ram: this.ram, common };
+        const dev = makeHostDevice(d.driver, id, p, env);
         if (dev === null) throw new UserError(`'${d.driver}' is not a valid device model name`);
         this.#plug(dev);
+        this.hostDevices.set(d, dev);
       }
     }
   }
