@@ -10,10 +10,14 @@ import { type Clock, UserError } from "../core/types.ts";
 import type { VirtioDevice } from "./virtio/device.ts";
 import { VirtioP9 } from "./virtio/p9.ts";
 import { type BalloonRam, VirtioBalloon } from "./virtio/balloon.ts";
+import { VHOST_VSOCK_PROPS, VirtioVsock } from "./virtio/vsock.ts";
+import type { VsockBackend } from "../core/vsock.ts";
 
 /** What the host-integration devices need from the board's host. */
 export interface HostDevHost {
   fsdev?(id: string): FsBackend;
+  /** Open the Unix-socket vsock backend listening at `udsPath`. */
+  vsock?(udsPath: string): VsockBackend;
 }
 
 /** The board's resources a host-integration device may use. */
@@ -39,6 +43,20 @@ export const HOSTDEV_DEVICES: DeviceRegistry = [
     bus: "virtio-bus",
     category: "Misc",
     props: [...VirtioBalloon.PROPS],
+  },
+  {
+    driver: "virtio-vsock-device",
+    desc: "user-space vsock over Unix sockets (microvm.ts extension, Firecracker semantics)",
+    bus: "virtio-bus",
+    category: "Misc",
+    props: [...VirtioVsock.PROPS],
+  },
+  {
+    driver: "vhost-vsock-device",
+    desc: "",
+    bus: "virtio-bus",
+    category: "Misc",
+    props: [...VHOST_VSOCK_PROPS],
   },
 ];
 
@@ -111,6 +129,28 @@ export function makeHostDevice(
         ...env.common,
       });
     }
+    case "virtio-vsock-device": {
+      const cid = Number(p["guest-cid"] ?? "0");
+      const path = p["uds-path"] ?? "";
+      if (!path) throw new UserError("virtio-vsock-device: uds-path property not set");
+      if (!Number.isSafeInteger(cid) || cid < 3) {
+        throw new UserError("guest-cid property must be greater than 2");
+      }
+      if (!env.host.vsock) throw new UserError("virtio-vsock-device: no host vsock backend in this build");
+      return new VirtioVsock({
+        id,
+        guestCid: cid,
+        udsPath: path,
+        backend: env.host.vsock(path),
+        ...env.common,
+      });
+    }
+    case "vhost-vsock-device":
+      // Driving /dev/vhost-vsock needs its ioctls (FFI), which this build does not do.
+      throw new UserError(
+        "vhost-vsock-device: kernel vhost is not supported by microvm.ts; " +
+          "use -device virtio-vsock-device,guest-cid=N,uds-path=PATH",
+      );
     default:
       return null;
   }

@@ -52,6 +52,7 @@ import { VirtioRng } from "./virtio/rng.ts";
 import { VirtioNet } from "./virtio/net.ts";
 import type { VirtioDevice } from "./virtio/device.ts";
 import type { FsBackend } from "../core/fsdev.ts";
+import type { VsockBackend } from "../core/vsock.ts";
 import { HOSTDEV_DEVICES, makeHostDevice } from "./hostdev.ts";
 import { propLine, propLines, type QBus, type QNode, renderQtree } from "./_qtree.ts";
 
@@ -82,6 +83,8 @@ export interface MicrovmHost {
   netdev?(id: string): NetBackend;
   /** An opened -fsdev by id (throws UserError if unknown). */
   fsdev?(id: string): FsBackend;
+  /** Open the Unix-socket backend of a virtio-vsock-device listening at `udsPath`. */
+  vsock?(udsPath: string): VsockBackend;
   /** Wall-clock time (ms since the epoch) at virtual time 0, for the RTC and kvmclock. */
   wallClockMs: number;
   kernel?: { name: string; bytes: Uint8Array };

@@ -16,6 +16,7 @@ import { CpuidModel } from "../core/cpu/cpuid.ts";
 import { type PluginManager, startPlugins } from "../plugins/loader.ts";
 import { openNetdev } from "../core/host/netdev.ts";
 import { openFsdevs } from "../core/host/fsdevs.ts";
+import { openUdsVsock, type UdsVsockBackend } from "../core/host/vsock_uds.ts";
 import { formatCliError, isCliAction, parseCommandLine } from "./cli/mod.ts";
 
 /** The name errors are prefixed with, as QEMU uses its argv[0]. */
@@ -133,6 +134,8 @@ export class VmRunner {
   readonly netdevs: NetBackend[];
   /** Loaded plugins (-plugin, plugin_load). */
   plugins: PluginManager | null = null;
+  /** More host resources to release on close (vsock sockets). */
+  readonly closers: (() => void)[] = [];
   runState: "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" = "prelaunch";
   /** Lifecycle events for QMP (set by the monitor bridge). */
   onEvent:
@@ -220,6 +223,7 @@ export class VmRunner {
         errLine(`${PROG}: failed to close drive ${d.id}: ${(e as Error).message}`);
       }
     }
+    for (const f of this.closers) f();
     for (const n of this.netdevs) {
       try {
         n.close();
@@ -381,6 +385,7 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
   const accel = await makeAccelerator(cfg, log, () => machineRef);
   for (const n of cfg.netdevs) netdevs.set(n.id, await openNetdev(n));
   const fsdevs = openFsdevs(cfg, (l) => errLine(`${PROG}: ${l}`));
+  const vsocks: UdsVsockBackend[] = [];
   const kernel = cfg.kernel ? { name: cfg.kernel, bytes: await readInput("kernel", cfg.kernel) } : undefined;
   const initrd = cfg.initrd ? { name: cfg.initrd, bytes: await readInput("initrd", cfg.initrd) } : undefined;
   if (initrd && !kernel) throw new UserError("-initrd cannot be used without -kernel");
@@ -411,6 +416,15 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
       const f = fsdevs.get(id);
       if (!f) throw new UserError(`9pfs device couldn't find fsdev with the id = ${id}`);
       return f;
+    },
+    vsock: (udsPath: string) => {
+      try {
+        const b = openUdsVsock(udsPath);
+        vsocks.push(b);
+        return b;
+      } catch (e) {
+        throw new UserError(`virtio-vsock-device: cannot listen on '${udsPath}': ${(e as Error).message}`);
+      }
     },
     wallClockMs,
     ...(kernel ? { kernel } : {}),
@@ -445,6 +459,7 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
     drives,
     netdevs: [...netdevs.values()],
   });
+  for (const v of vsocks) runner.closers.push(() => v.shutdown());
   return runner;
 }
 
