@@ -81,7 +81,7 @@ interface Conn {
   id: number;
   guestPort: number;
   hostPort: number;
-  state: "host-connecting" | "guest-connecting" | "established" | "closing";
+  state: "host-connecting" | "guest-connecting" | "established";
   peerBufAlloc: number;
   peerFwdCnt: number;
   /** Bytes sent to the guest. */
@@ -91,8 +91,9 @@ interface Conn {
   fwdReported: number;
   pending: Uint8Array[];
   pendingBytes: number;
-  /** The host side reached EOF: send SHUTDOWN once `pending` is delivered. */
+  /** The host side reached EOF: send SHUTDOWN(SEND) once `pending` is delivered. */
   hostEof: boolean;
+  eofSent: boolean;
   paused: boolean;
 }
 
@@ -310,6 +311,7 @@ export class VirtioVsock implements VirtioDevice, VsockReceiver {
       pending: [],
       pendingBytes: 0,
       hostEof: false,
+      eofSent: false,
       paused: false,
     };
     this.#conns.set(id, c);
@@ -421,14 +423,13 @@ export class VirtioVsock implements VirtioDevice, VsockReceiver {
         conn = this.#pickData();
         if (conn === null) break;
         if (conn.pendingBytes === 0) {
-          // Host EOF with everything delivered: tell the guest neither side sends more.
-          conn.hostEof = false;
-          conn.state = "closing";
+          // Host EOF with everything delivered: the host sends no more (the guest may still write).
+          conn.eofSent = true;
           pkt = {
             srcPort: conn.hostPort,
             dstPort: conn.guestPort,
             op: VSOCK_OP.SHUTDOWN,
-            flags: VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND,
+            flags: VSOCK_SHUTDOWN_SEND,
             conn,
           };
         } else {
@@ -480,7 +481,7 @@ export class VirtioVsock implements VirtioDevice, VsockReceiver {
     for (let k = 0; k < list.length; k++) {
       const c = list[(this.#rr + k) % list.length];
       if (c.state !== "established") continue;
-      if ((c.pendingBytes > 0 && this.#credit(c) > 0) || (c.hostEof && c.pendingBytes === 0)) {
+      if ((c.pendingBytes > 0 && this.#credit(c) > 0) || (c.hostEof && !c.eofSent && c.pendingBytes === 0)) {
         this.#rr = (this.#rr + k + 1) % list.length;
         return c;
       }

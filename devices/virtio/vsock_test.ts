@@ -149,11 +149,15 @@ Deno.test("VirtioVsock: guest connect to a host port, data both ways, credit res
   const all = got.flatMap((p) => [...p.data]);
   assert.equal(all.length, 20000);
   assert.deepEqual(all.slice(8190, 8200), [...big.subarray(8190, 8200)]);
-  // host EOF → SHUTDOWN; guest answers RST
+  // host EOF → SHUTDOWN(SEND); the guest may still write, then closes (SHUTDOWN both) and gets RST
   be.r!.closed(1, false);
   const sd = received();
   assert.equal(sd[sd.length - 1].op, VSOCK_OP.SHUTDOWN);
-  send({ srcPort: 5000, dstPort: 1234, op: VSOCK_OP.RST });
+  assert.equal(sd[sd.length - 1].flags, 2);
+  send({ srcPort: 5000, dstPort: 1234, op: VSOCK_OP.RW, bufAlloc: 8192 }, new TextEncoder().encode("!"));
+  assert.equal(new TextDecoder().decode(new Uint8Array(be.sent.get(1)!)), "ping!");
+  send({ srcPort: 5000, dstPort: 1234, op: VSOCK_OP.SHUTDOWN, flags: 3 });
+  assert.equal(received()[0].op, VSOCK_OP.RST);
   assert.ok(be.log.includes("close 1"));
 });
 
