@@ -8,7 +8,8 @@
  * between the two. What Deno cannot do without FFI: openat(O_NOFOLLOW) on every component (so a host-side
  * rename of a *directory* racing with a request is detected only at the final component), lchown/lutimes
  * (symlink ownership and times cannot be set), mknod of FIFOs/devices, and extended attributes (so
- * `mapped-xattr` cannot store guest credentials; see README).
+ * `mapped-xattr` cannot store guest credentials; see README). `mapped-file` keeps guest uid/gid/mode/rdev in
+ * `.virtfs_metadata/<name>` files as QEMU does (symlinks and special files become regular host files).
  * @module
  */
 import { statfsSync } from "node:fs";
@@ -39,6 +40,17 @@ const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
+/** mapped-file: per-directory metadata directory and the export root's metadata file (QEMU 9p-local.c). */
+export const VIRTFS_META_DIR = ".virtfs_metadata";
+export const VIRTFS_META_ROOT = ".virtfs_metadata_root";
+
+/** Guest credentials stored by security_model=mapped-file. */
+interface Meta {
+  uid?: number;
+  gid?: number;
+  mode?: number;
+  rdev?: number;
+}
 
 /** `-fsdev local` security models (QEMU 7.2 qemu-options.hx). */
 export const SECURITY_MODELS = ["passthrough", "mapped-xattr", "mapped", "mapped-file", "none"] as const;
@@ -190,6 +202,8 @@ export class LocalFs implements FsBackend {
   readonly securityModel: string;
   /** passthrough: chown failures are errors; none: ignored (QEMU SM_NONE). Mapped models: never chown. */
   readonly #chown: "strict" | "lenient" | "no";
+  /** security_model=mapped-file: credentials, modes and special files live in .virtfs_metadata files. */
+  readonly #mapped: boolean;
 
   constructor(o: LocalFsOptions) {
     this.root = o.path;
@@ -200,6 +214,91 @@ export class LocalFs implements FsBackend {
       : o.securityModel === "none"
       ? "lenient"
       : "no";
+    this.#mapped = o.securityModel === "mapped-file";
+  }
+
+  #isMetaName(c: string): boolean {
+    return this.#mapped && (c === VIRTFS_META_DIR || c === VIRTFS_META_ROOT);
+  }
+
+  #metaFile(path: readonly string[]): string {
+    if (path.length === 0) return `${this.root}/${VIRTFS_META_ROOT}`;
+    return `${this.#full(path.slice(0, -1))}/${VIRTFS_META_DIR}/${path[path.length - 1]}`;
+  }
+
+  #readMeta(path: readonly string[]): Meta | null {
+    if (!this.#mapped) return null;
+    const file = this.#metaFile(path);
+    try {
+      if (path.length > 0 && !Deno.lstatSync(file.slice(0, file.lastIndexOf("/"))).isDirectory) return null;
+      if (!Deno.lstatSync(file).isFile) return null;
+      const m: Meta = {};
+      for (const line of Deno.readTextFileSync(file).split("\n")) {
+        const r = /^virtfs\.(uid|gid|mode|rdev)=(\d+)$/.exec(line.trim());
+        if (r) m[r[1] as keyof Meta] = Number(r[2]);
+      }
+      return m;
+    } catch {
+      return null;
+    }
+  }
+
+  #writeMeta(path: readonly string[], m: Meta): void {
+    const file = this.#metaFile(path);
+    const cur = this.#readMeta(path) ?? {};
+    const all = { ...cur, ...m };
+    wrap(() => {
+      if (path.length > 0) {
+        const dir = file.slice(0, file.lastIndexOf("/"));
+        try {
+          if (!Deno.lstatSync(dir).isDirectory) throw new FsError(Errno.EIO, "metadata directory is not one");
+        } catch (e) {
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+          Deno.mkdirSync(dir, { mode: 0o700 });
+        }
+      }
+      try {
+        if (!Deno.lstatSync(file).isFile) throw new FsError(Errno.EIO, "metadata file is not a regular file");
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotFound)) throw e;
+      }
+      let text = "";
+      for (const k of ["uid", "gid", "mode", "rdev"] as const) {
+        if (all[k] !== undefined) text += `virtfs.${k}=${all[k]}\n`;
+      }
+      Deno.writeTextFileSync(file, text, { mode: 0o600 });
+    });
+  }
+
+  #removeMeta(path: readonly string[]): void {
+    if (!this.#mapped) return;
+    try {
+      const file = this.#metaFile(path);
+      if (Deno.lstatSync(file).isFile) Deno.removeSync(file);
+    } catch {
+      // no metadata
+    }
+  }
+
+  #overlay(st: FsStat, path: readonly string[]): FsStat {
+    const m = this.#readMeta(path);
+    if (m === null) return st;
+    return {
+      ...st,
+      uid: m.uid ?? st.uid,
+      gid: m.gid ?? st.gid,
+      mode: m.mode ?? st.mode,
+      rdev: m.rdev ?? st.rdev,
+    };
+  }
+
+  /** After creating `path` (host file at `full`): guest credentials and mode, per security model. */
+  #credentials(path: readonly string[], full: string, mode: number, cred: FsCred, rdev = 0): void {
+    if (this.#mapped) {
+      this.#writeMeta(path, { uid: cred.uid, gid: cred.gid, mode, rdev });
+      return;
+    }
+    this.#setOwner(full, mode, cred, (mode & S_IFMT) === S_IFLNK);
   }
 
   #full(path: readonly string[]): string {
@@ -217,7 +316,7 @@ export class LocalFs implements FsBackend {
 
   #validate(path: readonly string[]): void {
     for (const c of path) {
-      if (c === "" || c === "." || c === ".." || c.includes("/") || c.includes("\0")) {
+      if (c === "" || c === "." || c === ".." || c.includes("/") || c.includes("\0") || this.#isMetaName(c)) {
         throw new FsError(Errno.ENOENT, "bad path component");
       }
     }
@@ -234,6 +333,7 @@ export class LocalFs implements FsBackend {
   #entry(dir: readonly string[], name: string): string {
     this.#validate(dir);
     checkName(name);
+    if (this.#isMetaName(name)) throw new FsError(Errno.EINVAL, "reserved name");
     this.#checkDirs(dir, dir.length);
     return `${this.#full(dir)}/${name}`;
   }
@@ -255,7 +355,7 @@ export class LocalFs implements FsBackend {
 
   lstat(path: readonly string[]): FsStat {
     const full = this.#object(path);
-    return wrap(() => fsStatOf(Deno.lstatSync(full)));
+    return this.#overlay(wrap(() => fsStatOf(Deno.lstatSync(full))), path);
   }
 
   open(path: readonly string[], flags: number): FsHandle {
@@ -269,6 +369,9 @@ export class LocalFs implements FsBackend {
     if (before.isDirectory) throw new FsError(Errno.EISDIR);
     // FIFOs, sockets and device nodes are not opened on the host (a FIFO would block the VMM).
     if (!before.isFile) throw new FsError(Errno.ENXIO);
+    const type = (this.#readMeta(path)?.mode ?? S_IFREG) & S_IFMT;
+    if (type === S_IFLNK) throw new FsError(Errno.ELOOP);
+    if (type !== S_IFREG) throw new FsError(Errno.ENXIO);
     const file = wrap(() =>
       Deno.openSync(full, {
         read: acc !== O_WRONLY,
@@ -291,8 +394,10 @@ export class LocalFs implements FsBackend {
     if (!info.isDirectory || info.isSymlink) throw new FsError(Errno.ENOTDIR);
     const out: FsDirEntry[] = [];
     for (const e of wrap(() => [...Deno.readDirSync(full)])) {
+      if (this.#isMetaName(e.name)) continue;
       try {
-        out.push({ name: e.name, stat: fsStatOf(Deno.lstatSync(`${full}/${e.name}`)) });
+        const st = fsStatOf(Deno.lstatSync(`${full}/${e.name}`));
+        out.push({ name: e.name, stat: this.#overlay(st, [...path, e.name]) });
       } catch {
         // removed between readdir and lstat: not listed
       }
@@ -313,7 +418,7 @@ export class LocalFs implements FsBackend {
       return this.open([...dir, name], flags & ~O_CREAT);
     }
     try {
-      this.#setOwner(full, mode, cred, false);
+      this.#credentials([...dir, name], full, S_IFREG | (mode & 0o7777), cred);
     } catch (e) {
       file.close();
       try {
@@ -331,7 +436,7 @@ export class LocalFs implements FsBackend {
     const full = this.#entry(dir, name);
     wrap(() => Deno.mkdirSync(full, { mode: 0o700 }));
     try {
-      this.#setOwner(full, mode, cred, false);
+      this.#credentials([...dir, name], full, S_IFDIR | (mode & 0o7777), cred);
     } catch (e) {
       try {
         Deno.removeSync(full);
@@ -346,23 +451,34 @@ export class LocalFs implements FsBackend {
     this.#ro();
     const full = this.#entry(dir, name);
     if (target.includes("\0")) throw new FsError(Errno.EINVAL);
+    if (this.#mapped) {
+      // mapped-file stores a symlink as a regular file holding the target (QEMU local_symlink).
+      wrap(() => Deno.writeTextFileSync(full, target, { createNew: true, mode: 0o600 }));
+      this.#credentials([...dir, name], full, S_IFLNK | 0o777, cred);
+      return;
+    }
     wrap(() => Deno.symlinkSync(target, full));
     this.#setOwner(full, 0o777, cred, true);
   }
 
-  mknod(dir: readonly string[], name: string, mode: number, _rdev: number, cred: FsCred): void {
+  mknod(dir: readonly string[], name: string, mode: number, rdev: number, cred: FsCred): void {
     this.#ro();
     const full = this.#entry(dir, name);
-    // Only regular files can be made without mknod(2) (no FFI): FIFOs, sockets and devices are refused.
-    if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw new FsError(Errno.EOPNOTSUPP);
+    const type = (mode & S_IFMT) || S_IFREG;
+    // Without mknod(2) (no FFI) only mapped-file can hold FIFOs, sockets and devices (as metadata).
+    if (type !== S_IFREG && !this.#mapped) throw new FsError(Errno.EOPNOTSUPP);
+    if (type === S_IFDIR || type === S_IFLNK) throw new FsError(Errno.EINVAL);
     const f = wrap(() => Deno.openSync(full, { createNew: true, write: true, mode: 0o600 }));
     f.close();
-    this.#setOwner(full, mode, cred, false);
+    this.#credentials([...dir, name], full, type | (mode & 0o7777), cred, rdev);
   }
 
   readlink(path: readonly string[]): string {
     const full = this.#object(path);
     const info = wrap(() => Deno.lstatSync(full));
+    if (this.#mapped && info.isFile && ((this.#readMeta(path)?.mode ?? 0) & S_IFMT) === S_IFLNK) {
+      return wrap(() => Deno.readTextFileSync(full));
+    }
     if (!info.isSymlink) throw new FsError(Errno.EINVAL);
     return wrap(() => Deno.readLinkSync(full));
   }
@@ -375,6 +491,8 @@ export class LocalFs implements FsBackend {
     if (info.isDirectory) throw new FsError(Errno.EPERM);
     // link(2) does not dereference a final symlink: the new name is another link to the symlink itself.
     wrap(() => Deno.linkSync(from, to));
+    const m = this.#readMeta(target);
+    if (m !== null) this.#writeMeta([...dir, name], m);
   }
 
   rename(oldDir: readonly string[], oldName: string, newDir: readonly string[], newName: string): void {
@@ -382,6 +500,14 @@ export class LocalFs implements FsBackend {
     const from = this.#entry(oldDir, oldName);
     const to = this.#entry(newDir, newName);
     wrap(() => Deno.renameSync(from, to));
+    if (this.#mapped) {
+      const m = this.#readMeta([...oldDir, oldName]);
+      this.#removeMeta([...newDir, newName]);
+      if (m !== null) {
+        this.#writeMeta([...newDir, newName], m);
+        this.#removeMeta([...oldDir, oldName]);
+      }
+    }
   }
 
   unlink(dir: readonly string[], name: string, removeDir: boolean): void {
@@ -390,7 +516,16 @@ export class LocalFs implements FsBackend {
     const info = wrap(() => Deno.lstatSync(full));
     if (removeDir && !info.isDirectory) throw new FsError(Errno.ENOTDIR);
     if (!removeDir && info.isDirectory) throw new FsError(Errno.EISDIR);
+    if (removeDir && this.#mapped) {
+      // The directory's own metadata directory goes with it when that is all it holds.
+      try {
+        Deno.removeSync(`${full}/${VIRTFS_META_DIR}`);
+      } catch {
+        // absent, or not empty (then rmdir below fails with ENOTEMPTY as it should)
+      }
+    }
     wrap(() => Deno.removeSync(full));
+    this.#removeMeta([...dir, name]);
   }
 
   setattr(path: readonly string[], a: FsSetattr): void {
@@ -405,8 +540,17 @@ export class LocalFs implements FsBackend {
       if (a.atime !== undefined || a.mtime !== undefined) throw new FsError(Errno.EOPNOTSUPP);
       return;
     }
-    if (a.mode !== undefined) wrap(() => Deno.chmodSync(full, a.mode! & 0o7777));
-    if (a.uid !== undefined || a.gid !== undefined) {
+    if (this.#mapped) {
+      const cur = this.lstat(path);
+      const m: Meta = {};
+      if (a.mode !== undefined) m.mode = (cur.mode & S_IFMT) | (a.mode & 0o7777);
+      if (a.uid !== undefined) m.uid = a.uid;
+      if (a.gid !== undefined) m.gid = a.gid;
+      if (Object.keys(m).length > 0) {
+        this.#writeMeta(path, { uid: cur.uid, gid: cur.gid, mode: cur.mode, rdev: cur.rdev, ...m });
+      }
+    } else if (a.mode !== undefined) wrap(() => Deno.chmodSync(full, a.mode! & 0o7777));
+    if (!this.#mapped && (a.uid !== undefined || a.gid !== undefined)) {
       if (this.#chown !== "no") {
         try {
           Deno.chownSync(full, a.uid ?? null, a.gid ?? null);
@@ -481,12 +625,10 @@ export function openLocalFs(o: LocalFsOptions): { fs: LocalFs; warnings: string[
     throw new UserError(`cannot initialize fsdev: failed to open '${o.path}': No such file or directory`);
   }
   const warnings: string[] = [];
-  if (
-    o.securityModel === "mapped-xattr" || o.securityModel === "mapped" || o.securityModel === "mapped-file"
-  ) {
+  if (o.securityModel === "mapped-xattr" || o.securityModel === "mapped") {
     warnings.push(
       `warning: fsdev: security_model=${o.securityModel}: guest credentials are not stored ` +
-        "(no xattr/metadata support without FFI); files keep the server's owner and their guest mode",
+        "(no xattr API without FFI); files keep the server's owner and their guest mode (use mapped-file)",
     );
   }
   return { fs: new LocalFs({ ...o, path: root }), warnings };

@@ -632,7 +632,14 @@ export class P9Server {
   #getattr(r: Reader, w: Writer): number {
     const f = this.#fid(r.u32());
     r.u64(); // request_mask: we always return the basic set, as QEMU does
-    const st = f.handle ? f.handle.stat() : this.#fs.lstat(f.path);
+    let st;
+    try {
+      st = this.#fs.lstat(f.path);
+    } catch (e) {
+      // An open file that was unlinked keeps its attributes (fstat), as QEMU answers.
+      if (!f.handle) throw e;
+      st = f.handle.stat();
+    }
     w.u64(0x7ff).qid(st).u32(st.mode).u32(st.uid).u32(st.gid).u64(st.nlink).u64(st.rdev).u64(st.size)
       .u64(st.blksize).u64(st.blocks).u64(st.atimeSec).u64(st.atimeNsec).u64(st.mtimeSec).u64(st.mtimeNsec)
       .u64(st.ctimeSec).u64(st.ctimeNsec).u64(0).u64(0).u64(0).u64(0);

@@ -333,3 +333,66 @@ Deno.test("P9Server answers hostile messages with Rlerror and keeps serving", ()
     t.cleanup();
   }
 });
+
+Deno.test("P9Server over security_model=mapped-file keeps guest credentials and special files in .virtfs_metadata", () => {
+  const top = Deno.makeTempDirSync({ prefix: "p9m-" });
+  try {
+    const { fs } = openLocalFs({ path: top, securityModel: "mapped-file" });
+    const srv = new P9Server(fs);
+    const call = (m: Msg, type: number) => new Reply(srv.handle(m.build(type), 1 << 20));
+    const ok = (r: Reply, type: number) => {
+      if (r.type === P9.RLERROR) assert.fail(`Rlerror ${r.u32()} for request ${type}`);
+      return r;
+    };
+    ok(call(new Msg().u32(65536).str("9P2000.L"), P9.TVERSION), P9.TVERSION);
+    ok(call(new Msg().u32(0).u32(0xffffffff).str("u").str("").u32(1000), P9.TATTACH), P9.TATTACH);
+    ok(call(new Msg().u32(0).u32(1).u16(0), P9.TWALK), P9.TWALK);
+    ok(call(new Msg().u32(1).str("f").u32(0o102).u32(0o640).u32(1001), P9.TLCREATE), P9.TLCREATE);
+    ok(call(new Msg().u32(0).str("fifo").u32(0o010644).u32(0).u32(0).u32(1001), P9.TMKNOD), P9.TMKNOD);
+    ok(call(new Msg().u32(0).str("ln").str("/etc/passwd").u32(1001), P9.TSYMLINK), P9.TSYMLINK);
+    // Host side: plain files with server-only permissions; guest metadata beside them.
+    assert.equal(Deno.statSync(`${top}/f`).mode! & 0o777, 0o600);
+    assert.ok(Deno.lstatSync(`${top}/ln`).isFile);
+    assert.match(
+      Deno.readTextFileSync(`${top}/.virtfs_metadata/f`),
+      /virtfs\.uid=1000\nvirtfs\.gid=1001\nvirtfs\.mode=33184/,
+    );
+    // Guest side: the stored attributes.
+    const attr = (name: string) => {
+      ok(call(new Msg().u32(0).u32(9).u16(1).str(name), P9.TWALK), P9.TWALK);
+      const r = ok(call(new Msg().u32(9).u64(0x7ff), P9.TGETATTR), P9.TGETATTR);
+      call(new Msg().u32(9), P9.TCLUNK);
+      r.u64();
+      r.qid();
+      return { mode: r.u32(), uid: r.u32(), gid: r.u32() };
+    };
+    assert.deepEqual(attr("f"), { mode: 0o100640, uid: 1000, gid: 1001 });
+    assert.equal(attr("fifo").mode, 0o010644);
+    assert.equal(attr("ln").mode & 0o170000, 0o120000);
+    ok(call(new Msg().u32(0).u32(3).u16(1).str("ln"), P9.TWALK), P9.TWALK);
+    assert.equal(ok(call(new Msg().u32(3), P9.TREADLINK), P9.TREADLINK).str(), "/etc/passwd");
+    // The metadata directory is invisible and unreachable.
+    const w = call(new Msg().u32(0).u32(4).u16(1).str(".virtfs_metadata"), P9.TWALK);
+    assert.equal(w.type, P9.RLERROR);
+    ok(call(new Msg().u32(0).u32(5).u16(0), P9.TWALK), P9.TWALK);
+    ok(call(new Msg().u32(5).u32(0), P9.TLOPEN), P9.TLOPEN);
+    const rd = ok(call(new Msg().u32(5).u64(0).u32(8192), P9.TREADDIR), P9.TREADDIR);
+    const end = rd.off + 4 + rd.u32();
+    const names: string[] = [];
+    while (rd.off < end) {
+      rd.qid();
+      rd.u64();
+      rd.u8();
+      names.push(rd.str());
+    }
+    assert.deepEqual(names.sort(), [".", "..", "f", "fifo", "ln"]);
+    // chmod goes to the metadata, the host mode stays.
+    const sa = new Msg().u32(1).u32(0x1).u32(0o604).u32(0).u32(0).u64(0).u64(0).u64(0).u64(0).u64(0);
+    ok(call(sa, P9.TSETATTR), P9.TSETATTR);
+    assert.equal(attr("f").mode, 0o100604);
+    assert.equal(Deno.statSync(`${top}/f`).mode! & 0o777, 0o600);
+    srv.reset();
+  } finally {
+    Deno.removeSync(top, { recursive: true });
+  }
+});
