@@ -206,7 +206,7 @@ Deno.test("virtio-balloon over QMP and virtio-vsock over Unix sockets with a Lin
         'echo "GUEST-MEM-SHRUNK $(mt)"',
         "i=0; while [ $(mt) -lt 230000 ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done",
         'echo "GUEST-MEM-GREW $(mt)"',
-        "for p in 6001 6002 6003 6004; do vsock send 2 $p 200000 $p & done; wait $(jobs -p | grep -v $LP) 2>/dev/null",
+        'P=""; for p in 6001 6002 6003 6004; do vsock send 2 $p 200000 $p & P="$P $!"; done; wait $P',
         "sleep 1",
         "vsock send 2 6999 10 1",
         "vsock recv 2 6100",

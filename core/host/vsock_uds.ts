@@ -20,6 +20,8 @@ interface HostConn {
   resume: (() => void) | null;
   /** Bytes read with the handshake line, delivered once accepted. */
   early: Uint8Array | null;
+  /** The device forgot it: no more events; close once queued writes are flushed. */
+  detached: boolean;
 }
 
 /** The Unix-socket vsock backend of one device. */
@@ -86,6 +88,7 @@ export class UdsVsockBackend implements VsockBackend {
           shutWrite: false,
           resume: null,
           early: nl + 1 < len ? buf.slice(nl + 1, len) : null,
+          detached: false,
         });
         this.#r?.incoming(id, port);
         return;
@@ -110,11 +113,12 @@ export class UdsVsockBackend implements VsockBackend {
       shutWrite: false,
       resume: null,
       early: null,
+      detached: false,
     };
     this.#conns.set(id, c);
     Deno.connect({ transport: "unix", path: `${this.path}_${port}` }).then(
       (sock) => {
-        if (c.closed || this.#stopped) {
+        if (c.closed || c.detached || this.#stopped) {
           sock.close();
           return;
         }
@@ -124,7 +128,7 @@ export class UdsVsockBackend implements VsockBackend {
         this.#pump(id, c);
       },
       () => {
-        if (c.closed) return;
+        if (c.closed || c.detached) return;
         this.#conns.delete(id);
         this.#r?.refused(id);
       },
@@ -167,12 +171,14 @@ export class UdsVsockBackend implements VsockBackend {
           c.writes.shift();
           const counted = Math.max(0, chunk.length - skip);
           skip = Math.max(0, skip - chunk.length);
-          if (counted > 0) this.#r?.written(id, counted);
+          if (counted > 0 && !c.detached) this.#r?.written(id, counted);
         }
-        if (c.shutWrite && !c.closed) await sock.closeWrite().catch(() => {});
+        if (c.detached) this.#closeSock(c);
+        else if (c.shutWrite && !c.closed) await sock.closeWrite().catch(() => {});
       } catch {
         this.errors++;
-        this.#fail(id, c);
+        if (c.detached) this.#closeSock(c);
+        else this.#fail(id, c);
       } finally {
         c.writing = false;
       }
@@ -182,7 +188,7 @@ export class UdsVsockBackend implements VsockBackend {
   async #readLoop(id: number, c: HostConn): Promise<void> {
     const sock = c.sock!;
     for (;;) {
-      if (c.closed) return;
+      if (c.closed || c.detached) return;
       if (this.#r && !this.#r.wantMore(id)) {
         await new Promise<void>((res) => c.resume = res);
         continue;
@@ -195,7 +201,7 @@ export class UdsVsockBackend implements VsockBackend {
         if (!c.closed) this.#fail(id, c);
         return;
       }
-      if (c.closed) return;
+      if (c.closed || c.detached) return;
       if (n === null) {
         this.#r?.closed(id, false);
         return;
@@ -205,9 +211,22 @@ export class UdsVsockBackend implements VsockBackend {
   }
 
   #fail(id: number, c: HostConn): void {
-    if (c.closed) return;
-    this.close(id);
+    if (c.closed || c.detached) return;
+    this.#conns.delete(id);
+    c.detached = true;
+    this.#closeSock(c);
     this.#r?.closed(id, true);
+  }
+
+  #closeSock(c: HostConn): void {
+    if (c.closed) return;
+    c.closed = true;
+    c.resume?.();
+    try {
+      c.sock?.close();
+    } catch {
+      // already closed
+    }
   }
 
   shutdownWrite(conn: number): void {
@@ -217,17 +236,14 @@ export class UdsVsockBackend implements VsockBackend {
     if (!c.writing && c.sock) this.#pump(conn, c);
   }
 
+  /** Forget `conn`; bytes already handed to `send` still reach the host before the socket closes. */
   close(conn: number): void {
     const c = this.#conns.get(conn);
     if (!c) return;
     this.#conns.delete(conn);
-    c.closed = true;
+    c.detached = true;
     c.resume?.();
-    try {
-      c.sock?.close();
-    } catch {
-      // already closed
-    }
+    if (!c.writing || !c.sock) this.#closeSock(c);
   }
 
   resume(conn: number): void {
@@ -246,7 +262,8 @@ export class UdsVsockBackend implements VsockBackend {
     } catch {
       // already closed
     }
-    for (const id of [...this.#conns.keys()]) this.close(id);
+    for (const c of this.#conns.values()) this.#closeSock(c);
+    this.#conns.clear();
     try {
       Deno.removeSync(this.path);
     } catch {
