@@ -87,6 +87,10 @@ Deno.test("virtio-9p: the guest reads, writes, renames and links in a host direc
         "echo x > /ro/new.txt; echo GUEST-9P-RO-WRITE rc=$?",
         "rm /ro/ro.txt; echo GUEST-9P-RO-RM rc=$?",
         "mkdir /ro/d; echo GUEST-9P-RO-MKDIR rc=$?",
+        "t0=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero of=/mnt/speed.bin bs=65536 count=64 2>/dev/null",
+        "t1=$(cut -d' ' -f1 /proc/uptime); dd if=/mnt/speed.bin of=/dev/null bs=65536 2>/dev/null",
+        "t2=$(cut -d' ' -f1 /proc/uptime); rm /mnt/speed.bin",
+        'echo "GUEST-9P-SPEED 4MiB write_s=$(echo $t0 $t1 | awk \'{print $2-$1}\') read_s=$(echo $t1 $t2 | awk \'{print $2-$1}\')"',
         "sync",
         "echo GUEST-9P-DONE",
       ].join("\n") + "\n",
@@ -103,6 +107,7 @@ Deno.test("virtio-9p: the guest reads, writes, renames and links in a host direc
       { cwd: dir, timeoutMs: BOOT_TIMEOUT_MS },
     );
     const g = guestLines(r.out);
+    if (Deno.env.get("MVT_SHOW_SPEED")) console.log(line(g, "GUEST-9P-SPEED") ?? "no GUEST-9P-SPEED line");
     assert.equal(r.code, 0, `exit code${explain(r.out)}`);
     assert.ok(g.includes("GUEST-VIRTIO virtio0 id=0x0009 driver=9pnet_virtio"), explain(r.out));
     assert.ok(g.includes("GUEST-9P-DONE"), explain(r.out));
