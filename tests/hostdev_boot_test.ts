@@ -3,7 +3,8 @@
  * virtio-9p (read, write, rename, symlink, escape attempts, a readonly=on export), virtio-balloon driven
  * over QMP (shrink, grow back, statistics) and virtio-vsock over Firecracker-style Unix sockets (streams
  * both ways with data checked, many connections, a peer that vanishes, a refused port). The guest's test
- * scripts reach it over 9p. The VMM runs with --allow-read/--allow-write/--allow-env only.
+ * scripts reach it over 9p. The VMM runs with --allow-read/--allow-write/--allow-env (plus --allow-net for the
+ * vsock and QMP Unix sockets).
  */
 import assert from "node:assert/strict";
 import { boot, guestLines, seedDir } from "./lib/boot.ts";
@@ -267,7 +268,9 @@ Deno.test("virtio-balloon over QMP and virtio-vsock over Unix sockets with a Lin
       ]),
       {
         cwd: dir,
-        timeoutMs: BOOT_TIMEOUT_MS,
+        timeoutMs: BOOT_TIMEOUT_MS * 2,
+        // Deno 2.9 asks for net permission to listen on or connect to a Unix socket.
+        perms: ["--allow-read", "--allow-write", "--allow-env", "--allow-net"],
         onOutput: (out) => {
           if (!started && out.includes("GUEST-BALLOON-READY")) {
             started = true;

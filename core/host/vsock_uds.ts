@@ -1,8 +1,8 @@
 /**
  * Firecracker's host side of vsock (docs/vsock.md in firecracker): the VMM listens on a Unix socket; a host
  * process connects, writes `CONNECT <port>\n` and, once the guest accepts, reads `OK <local port>\n` and
- * then the stream. A guest connecting to host port P makes the VMM connect to `<path>_<P>`. Needs
- * --allow-read and --allow-write for the socket paths (no --allow-net).
+ * then the stream. A guest connecting to host port P makes the VMM connect to `<path>_<P>`. Deno 2.9 asks
+ * for --allow-net (besides --allow-read/--allow-write) to listen on or connect to a Unix socket.
  * @module
  */
 import type { VsockBackend, VsockReceiver } from "../vsock.ts";
