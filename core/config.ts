@@ -182,6 +182,17 @@ export interface NetdevConfig {
   loc?: string;
 }
 
+/** -fsdev local,id=ID,path=DIR,security_model=... (or the fsdev half of -virtfs). */
+export interface FsdevConfig {
+  id: string;
+  /** Only `local` exists here (QEMU also has `proxy` and `synth`). */
+  driver: "local";
+  path: string;
+  /** passthrough | mapped-xattr | mapped-file | none (`mapped` is QEMU's alias of mapped-xattr). */
+  securityModel: "passthrough" | "mapped-xattr" | "mapped-file" | "none";
+  readOnly: boolean;
+}
+
 /** -global DRIVER.PROP=VALUE. */
 export interface GlobalConfig {
   driver: string;
@@ -250,6 +261,8 @@ export interface VmConfig {
   devices: DeviceConfig[];
   drives: DriveConfig[];
   netdevs: NetdevConfig[];
+  /** -fsdev / -virtfs exports (absent: none). */
+  fsdevs?: FsdevConfig[];
   globals: GlobalConfig[];
   boot: BootConfig;
   /** -S: do not start the CPUs until `cont`. */

@@ -52,6 +52,9 @@ import { VirtioSerial } from "./virtio/console.ts";
 import { VirtioRng } from "./virtio/rng.ts";
 import { VirtioNet } from "./virtio/net.ts";
 import type { VirtioDevice } from "./virtio/device.ts";
+import type { FsBackend } from "../core/fsdev.ts";
+import type { VsockBackend } from "../core/vsock.ts";
+import { HOSTDEV_DEVICES, makeHostDevice } from "./hostdev.ts";
 import { propLine, propLines, type QBus, type QNode, renderQtree } from "./_qtree.ts";
 
 /** First virtio-mmio transport (QEMU VIRTIO_MMIO_BASE). */
@@ -79,6 +82,10 @@ export interface MicrovmHost {
   drive(cfg: DriveConfig): BlockBackend;
   /** An opened -netdev by id. */
   netdev?(id: string): NetBackend;
+  /** An opened -fsdev by id (throws UserError if unknown). */
+  fsdev?(id: string): FsBackend;
+  /** Open the Unix-socket backend of a virtio-vsock-device listening at `udsPath`. */
+  vsock?(udsPath: string): VsockBackend;
   /** Wall-clock time (ms since the epoch) at virtual time 0, for the RTC and kvmclock. */
   wallClockMs: number;
   kernel?: { name: string; bytes: Uint8Array };
@@ -139,6 +146,7 @@ export const MICROVM_DEVICES: DeviceRegistry = [
     category: "Network",
     props: [...VirtioNet.PROPS],
   },
+  ...HOSTDEV_DEVICES,
 ];
 
 function onOffAuto(v: "on" | "off" | "auto", auto: boolean): boolean {
@@ -186,6 +194,8 @@ export class Microvm {
   onGsi: ((gsi: number, level: boolean) => void) | null = null;
   /** Level of the PIC's INT output (KVM injects ExtINT from it). */
   picOutput = false;
+  /** The host-integration devices (9p, balloon, vsock) by the -device that made them. */
+  readonly hostDevices = new Map<DeviceConfig, VirtioDevice>();
   /** Number of -device/device_add devices added so far. */
   userDevices = 0;
   /** Kernel command line as the guest receives it (after auto-kernel-cmdline). */
@@ -458,8 +468,13 @@ export class Microvm {
         );
         return;
       }
-      default:
-        throw new UserError(`'${d.driver}' is not a valid device model name`);
+      default: {
+        const env = { host: this.host, clock: this.clock, ram: this.ram, common };
+        const dev = makeHostDevice(d.driver, id, p, env);
+        if (dev === null) throw new UserError(`'${d.driver}' is not a valid device model name`);
+        this.#plug(dev);
+        this.hostDevices.set(d, dev);
+      }
     }
   }
 

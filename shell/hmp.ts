@@ -499,6 +499,22 @@ export class HmpSession {
         },
       },
       {
+        name: "balloon",
+        params: "target",
+        help: "request VM to change its memory allocation (in MB)",
+        run: (a) => {
+          const v = a.trim();
+          if (v === "") throw new UserError("Parameter 'value' is missing");
+          if (!/^-?\d+$/.test(v)) throw new UserError(`'${v}' is an invalid value`);
+          const b = m.balloon?.() ?? null;
+          if (b === null) throw new UserError("No balloon device has been activated");
+          const mb = Number(v);
+          if (mb <= 0) throw new UserError("Parameter 'target' expects a size");
+          b.setTarget(mb * 1024 * 1024);
+          return "";
+        },
+      },
+      {
         name: "system_reset",
         params: "",
         help: "reset the system",
@@ -566,6 +582,11 @@ export class HmpSession {
         "show the interrupts statistics (if available)",
         () => m.infoIrq ? m.infoIrq() : "IRQ statistics not available.\n",
       ),
+      plain("balloon", "show balloon information", () => {
+        const b = m.balloon?.() ?? null;
+        if (b === null) return "Error: No balloon device has been activated\n";
+        return `balloon: actual=${Math.floor(b.actualBytes / (1024 * 1024))}\n`;
+      }),
       plain(
         "kvm",
         "show KVM information",

@@ -79,6 +79,14 @@ export interface QomObject {
   props: QomProp[];
 }
 
+/** The balloon as QMP `balloon`/`query-balloon` and HMP `balloon`/`info balloon` drive it. */
+export interface BalloonControl {
+  /** Ask the guest to shrink or grow to `bytes` of RAM. */
+  setTarget(bytes: number): void;
+  /** Guest RAM in bytes as the driver last reported it. */
+  readonly actualBytes: number;
+}
+
 /** One line of `info chardev` / `query-chardev`. */
 export interface ChardevView {
   label: string;
@@ -240,6 +248,8 @@ export interface MachineIface {
   infoLapic?(cpu: number): string;
   /** `info roms` text. */
   infoRoms?(): string;
+  /** The virtio-balloon device, or null when there is none. */
+  balloon?(): BalloonControl | null;
 
   // --- plugins ----------------------------------------------------------------------------------------
   /** The plugin manager (plugins/loader.ts) as the monitor uses it; absent when plugins are unavailable. */

@@ -10,7 +10,9 @@ import { UserError } from "../core/types.ts";
 import { SlirpBackend } from "../core/host/slirp.ts";
 import { formatInfoPic } from "../devices/i8259.ts";
 import { MICROVM_DEVICES } from "../devices/microvm.ts";
+import { findBalloon, hostDevQomProps } from "../devices/hostdev.ts";
 import type {
+  BalloonControl,
   BlockView,
   ChardevView,
   CpuView,
@@ -219,6 +221,9 @@ export class MachineView implements MachineIface {
     throw new UserError(`Bus 'virtio-mmio-bus.0' does not support hotplugging`);
   }
 
+  balloon(): BalloonControl | null {
+    return findBalloon(this.#r.machine.virtioDevices().values());
+  }
   infoMtree(flat: boolean): string {
     return this.#r.machine.infoMtree(flat);
   }
@@ -244,6 +249,7 @@ export class MachineView implements MachineIface {
       },
     ];
     cfg.devices.forEach((d, i) => {
+      const hostDev = m.hostDevices.get(d);
       objs.push({
         path: d.id ? `/machine/peripheral/${d.id}` : `/machine/peripheral-anon/device[${i}]`,
         type: d.driver,
@@ -254,6 +260,7 @@ export class MachineView implements MachineIface {
             type: "string",
             value: v,
           })),
+          ...(hostDev ? hostDevQomProps(hostDev) : []),
         ],
       });
     });

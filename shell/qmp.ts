@@ -301,6 +301,19 @@ export class QmpSession {
     add("query-name", {}, () => (m.name !== undefined ? { name: m.name } : {}));
     add("query-uuid", {}, () => ({ UUID: m.uuid ?? NULL_UUID }));
     add("query-target", {}, () => ({ arch: "x86_64" }));
+    const balloon = () => {
+      const b = m.balloon?.() ?? null;
+      if (b === null) throw new QmpError("DeviceNotActive", "No balloon device has been activated");
+      return b;
+    };
+    add("balloon", { value: "int" }, (a) => {
+      const b = balloon();
+      // qmp_balloon: a target of zero or less is refused.
+      if ((a.value as number) <= 0) throw new QmpError("GenericError", "Parameter 'target' expects a size");
+      b.setTarget(a.value as number);
+      return {};
+    });
+    add("query-balloon", {}, () => ({ actual: balloon().actualBytes }));
     add("query-kvm", {}, () => ({ enabled: m.accel === "kvm", present: m.accel === "kvm" || kvmPresent() }));
     add("query-machines", { "compat-props": "bool?" }, () => [{
       "hotpluggable-cpus": false,

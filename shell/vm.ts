@@ -15,6 +15,8 @@ import { Microvm, MICROVM_DEVICES, TSC_KHZ } from "../devices/microvm.ts";
 import { CpuidModel } from "../core/cpu/cpuid.ts";
 import { type PluginManager, startPlugins } from "../plugins/loader.ts";
 import { openNetdev } from "../core/host/netdev.ts";
+import { openFsdevs } from "../core/host/fsdevs.ts";
+import { openUdsVsock, type UdsVsockBackend } from "../core/host/vsock_uds.ts";
 import { formatCliError, isCliAction, parseCommandLine } from "./cli/mod.ts";
 import { handleTerminationSignals, refuseInspectorSignal } from "./host_signals.ts";
 
@@ -159,6 +161,8 @@ export class VmRunner {
   readonly netdevById: ReadonlyMap<string, NetBackend>;
   /** Loaded plugins (-plugin, plugin_load). */
   plugins: PluginManager | null = null;
+  /** More host resources to release on close (vsock sockets). */
+  readonly closers: (() => void)[] = [];
   runState: "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" | "debug" = "prelaunch";
   /** Why the vCPUs stopped for the debugger (run state "debug"). */
   lastDebug: DebugExit | null = null;
@@ -276,6 +280,7 @@ export class VmRunner {
         errLine(`${PROG}: failed to close drive ${d.id}: ${(e as Error).message}`);
       }
     }
+    for (const f of this.closers) f();
     for (const n of this.netdevs) {
       try {
         n.close();
@@ -440,6 +445,8 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
       throw n.loc && e instanceof UserError ? new UserError(`${n.loc}: ${e.message}`) : e;
     }
   }
+  const fsdevs = openFsdevs(cfg, (l) => errLine(`${PROG}: ${l}`));
+  const vsocks: UdsVsockBackend[] = [];
   const kernel = cfg.kernel ? { name: cfg.kernel, bytes: await readInput("kernel", cfg.kernel) } : undefined;
   const initrd = cfg.initrd ? { name: cfg.initrd, bytes: await readInput("initrd", cfg.initrd) } : undefined;
   if (initrd && !kernel) throw new UserError("-initrd cannot be used without -kernel");
@@ -465,6 +472,20 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
       const have = netdevs.get(id);
       if (have) return have;
       throw new UserError(`Property 'virtio-net-device.netdev' can't find value '${id}'`);
+    },
+    fsdev: (id: string) => {
+      const f = fsdevs.get(id);
+      if (!f) throw new UserError(`9pfs device couldn't find fsdev with the id = ${id}`);
+      return f;
+    },
+    vsock: (udsPath: string) => {
+      try {
+        const b = openUdsVsock(udsPath);
+        vsocks.push(b);
+        return b;
+      } catch (e) {
+        throw new UserError(`virtio-vsock-device: cannot listen on '${udsPath}': ${(e as Error).message}`);
+      }
     },
     wallClockMs,
     ...(kernel ? { kernel } : {}),
@@ -500,6 +521,7 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
     netdevs: [...netdevs.values()],
     netdevById: netdevs,
   });
+  for (const v of vsocks) runner.closers.push(() => v.shutdown());
   return runner;
 }
 

@@ -42,6 +42,7 @@ import {
   chardevFromOpts,
   compatSpec,
 } from "./backends.ts";
+import { parseFsdevOption, parseVirtfsOption } from "./fsdev.ts";
 
 export type { CliAction } from "./common.ts";
 export { CPU_MODELS, helpText, MICROVM_MACHINE_PROPS, VERSION, versionText } from "./help.ts";
@@ -70,7 +71,7 @@ export function formatCliError(prog: string, err: Error): string {
 const OPTIONS_WITH_ARG = new Set((
   "machine M accel cpu smp m kernel initrd append serial chardev device drive global netdev " +
   "nic monitor qmp qmp-pretty mon qtest qtest-log name rtc d D plugin icount pidfile trace " +
-  "bios L k vga boot display uuid gdb"
+  "bios L k vga boot display uuid gdb fsdev virtfs"
 ).split(" "));
 const OPTIONS_NO_ARG = new Set((
   "enable-kvm nodefaults no-user-config nographic no-reboot no-shutdown S version h help " +
@@ -80,7 +81,7 @@ const OPTIONS_NO_ARG = new Set((
 const UNSUPPORTED_WITH_ARG = new Set((
   "hda hdb hdc hdd cdrom fda fdb mtdblock sd pflash blockdev snapshot-file numa object " +
   "usbdevice parallel debugcon vnc spice loadvm incoming readconfig set option-rom " +
-  "audiodev audio tpmdev fsdev virtfs net mem-path add-fd sandbox smbios acpitable fw_cfg " +
+  "audiodev audio tpmdev net mem-path add-fd sandbox smbios acpitable fw_cfg " +
   "watchdog-action action overcommit compat msg seed dfilter semihosting-config g rotate " +
   "echr prom-env runas chroot dump-vmstate iscsi"
 ).split(" "));
@@ -289,6 +290,12 @@ function handleOption(
       p.devices.push({ loc, value: o.pairs });
       return;
     }
+    case "fsdev":
+      parseFsdevOption(p, arg);
+      return;
+    case "virtfs":
+      parseVirtfsOption(p, arg, loc);
+      return;
     case "drive": {
       const o = noisy(p, loc, arg);
       registerId(p.driveIds, o.pairs, "drive");
