@@ -207,4 +207,13 @@ export interface Accelerator {
   reset(entry: CpuEntryState): void;
   /** Release host resources (fds, workers). */
   destroy(): void;
+  /** Snapshot: every vCPU's architectural state as plain data (while stopped). */
+  saveState?(): unknown;
+  /** Restore what saveState returned; throws StateError (vCPUs untouched) on a bad record. */
+  loadState?(state: unknown): void;
+  /**
+   * Live migration: track guest writes in `bits` (one byte per backing page, set to 1 when written), or stop
+   * tracking with null. Device DMA is tracked by GuestRam itself.
+   */
+  setDirtyLog?(bits: Uint8Array | null): void;
 }

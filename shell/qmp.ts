@@ -8,6 +8,7 @@
 import { UserError } from "../core/types.ts";
 import type { MachineEvent, MachineIface, QomObject } from "./machine_iface.ts";
 import { HmpSession, QEMU_VERSION } from "./hmp.ts";
+import { migrationQmpCommands } from "./migration/monitor.ts";
 
 /** QMP error classes (qapi/error.json). */
 export type QmpErrorClass =
@@ -467,6 +468,9 @@ export class QmpSession {
       }
       return {};
     });
+    for (const [name, c] of Object.entries(migrationQmpCommands(() => m.migration))) {
+      add(name, c.params, c.run);
+    }
     return t;
   }
 }

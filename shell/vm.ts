@@ -16,6 +16,7 @@ import { CpuidModel } from "../core/cpu/cpuid.ts";
 import { type PluginManager, startPlugins } from "../plugins/loader.ts";
 import { openNetdev } from "../core/host/netdev.ts";
 import { formatCliError, isCliAction, parseCommandLine } from "./cli/mod.ts";
+import { MigrationController, type MigrationHost } from "./migration/migrate.ts";
 
 /** The name errors are prefixed with, as QEMU uses its argv[0]. */
 export const PROG = "microvm.ts";
@@ -121,7 +122,7 @@ async function readInput(kind: "kernel" | "initrd", path: string): Promise<Uint8
 }
 
 /** A running VM with its host resources. */
-export class VmRunner {
+export class VmRunner implements MigrationHost {
   readonly config: VmConfig;
   readonly machine: Microvm;
   readonly accel: Accelerator | null;
@@ -132,11 +133,25 @@ export class VmRunner {
   readonly netdevs: NetBackend[];
   /** Loaded plugins (-plugin, plugin_load). */
   plugins: PluginManager | null = null;
-  runState: "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" = "prelaunch";
+  runState:
+    | "prelaunch"
+    | "running"
+    | "paused"
+    | "shutdown"
+    | "internal-error"
+    | "inmigrate"
+    | "postmigrate"
+    | "finish-migrate" = "prelaunch";
   /** Lifecycle events for QMP (set by the monitor bridge). */
   onEvent:
-    | ((ev: { event: "STOP" | "RESUME" | "RESET" | "SHUTDOWN"; data?: Record<string, unknown> }) => void)
+    | ((
+      ev: { event: "STOP" | "RESUME" | "RESET" | "SHUTDOWN" | "MIGRATION"; data?: Record<string, unknown> },
+    ) => void)
     | null = null;
+  /** migrate / -incoming (shell/migration/). */
+  readonly migration: MigrationController;
+  #inAccel = false;
+  #idleWaiters: (() => void)[] = [];
   #quit = false;
   #exitCode = 0;
   #resumeWaiters: (() => void)[] = [];
@@ -159,6 +174,43 @@ export class VmRunner {
     this.log = o.log;
     this.chardevs = o.chardevs;
     this.drives = o.drives;
+    this.migration = new MigrationController(this);
+  }
+
+  get startPaused(): boolean {
+    return this.config.startPaused;
+  }
+
+  /** Migration: stop the vCPUs (STOP, finish-migrate) and wait until the run loop has left the accelerator. */
+  async stopForMigration(): Promise<void> {
+    if (this.runState === "running") {
+      this.runState = "finish-migrate";
+      this.clock.pause?.();
+      this.accel?.requestStop();
+      this.onEvent?.({ event: "STOP" });
+    }
+    while (this.#inAccel) await new Promise<void>((r) => this.#idleWaiters.push(r));
+  }
+
+  setRunState(s: "postmigrate" | "inmigrate" | "paused" | "running"): void {
+    this.runState = s;
+  }
+
+  resumeAfterFailedMigration(): void {
+    if (this.runState === "finish-migrate") {
+      this.runState = "paused";
+      this.cont();
+    }
+  }
+
+  emit(event: string, data?: Record<string, unknown>): void {
+    this.onEvent?.({ event: event as "MIGRATION", ...(data ? { data } : {}) });
+  }
+
+  /** A fatal destination error: one line, exit status 1. */
+  fail(line: string): void {
+    errLine(`${PROG}: ${line}`);
+    this.quit(1, "host-error");
   }
 
   /** Stop the vCPUs (monitor `stop`). */
@@ -173,7 +225,7 @@ export class VmRunner {
 
   /** Resume (monitor `cont`). */
   cont(): void {
-    if (this.runState === "paused" || this.runState === "prelaunch") {
+    if (this.runState === "paused" || this.runState === "prelaunch" || this.runState === "postmigrate") {
       this.runState = "running";
       this.clock.resume?.();
       this.onEvent?.({ event: "RESUME" });
@@ -238,7 +290,7 @@ export class VmRunner {
 
   /** The main loop; resolves to the process exit code. */
   async run(): Promise<number> {
-    if (!this.config.startPaused) this.cont();
+    if (!this.config.startPaused && this.runState !== "inmigrate") this.cont();
     for (;;) {
       if (this.#quit) return this.#exitCode;
       if (this.runState !== "running" || !this.accel) {
@@ -246,10 +298,14 @@ export class VmRunner {
         continue;
       }
       let exit: RunExit;
+      this.#inAccel = true;
       try {
         exit = await this.accel.run();
       } catch (e) {
         exit = { kind: "internal-error", message: (e as Error).stack ?? String(e) };
+      } finally {
+        this.#inAccel = false;
+        for (const w of this.#idleWaiters.splice(0)) w();
       }
       if (this.#quit) return this.#exitCode;
       switch (exit.kind) {
@@ -468,6 +524,10 @@ export async function main(argv: string[]): Promise<number> {
     runner = await buildVm(r);
     const rr = runner;
     rr.plugins = await startPlugins(rr.machine, r.plugins, { print: (t) => errLine(t) });
+    if (r.incoming !== undefined) {
+      rr.runState = "inmigrate";
+      if (r.incoming !== "defer") rr.migration.incoming(r.incoming);
+    }
     const onTerm = () => {
       errLine(`${PROG}: terminating on signal 15`);
       rr.quit(0);

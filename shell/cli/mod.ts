@@ -63,7 +63,7 @@ export function formatCliError(prog: string, err: Error): string {
 const OPTIONS_WITH_ARG = new Set((
   "machine M accel cpu smp m kernel initrd append serial chardev device drive global netdev " +
   "nic monitor qmp qmp-pretty mon qtest qtest-log name rtc d D plugin icount pidfile trace " +
-  "bios L k vga boot display"
+  "bios L k vga boot display incoming"
 ).split(" "));
 const OPTIONS_NO_ARG = new Set((
   "enable-kvm nodefaults no-user-config nographic no-reboot no-shutdown S version h help " +
@@ -72,7 +72,7 @@ const OPTIONS_NO_ARG = new Set((
 /** QEMU options we recognise (so arguments are consumed correctly) but refuse. */
 const UNSUPPORTED_WITH_ARG = new Set((
   "hda hdb hdc hdd cdrom fda fdb mtdblock sd pflash blockdev snapshot-file numa object " +
-  "usbdevice parallel debugcon gdb vnc spice loadvm incoming readconfig set option-rom " +
+  "usbdevice parallel debugcon gdb vnc spice loadvm readconfig set option-rom " +
   "audiodev audio tpmdev fsdev virtfs net mem-path add-fd sandbox smbios acpitable fw_cfg " +
   "uuid watchdog-action action overcommit compat msg seed dfilter semihosting-config g rotate " +
   "echr prom-env runas chroot dump-vmstate iscsi"
@@ -373,6 +373,9 @@ function handleOption(
       p.icount = { loc, value: [...(p.icount?.value ?? []), ...o.pairs] };
       return;
     }
+    case "incoming":
+      cfg.incoming = arg;
+      return;
     case "pidfile":
       cfg.pidfile = arg;
       return;
