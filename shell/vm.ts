@@ -104,7 +104,8 @@ class LogSink implements GuestLog {
 
 async function readInput(kind: "kernel" | "initrd", path: string): Promise<Uint8Array> {
   try {
-    return await Deno.readFile(path);
+    // Synchronous: one large read is several times faster than the async path's chunks (restore latency).
+    return Deno.readFileSync(path);
   } catch (e) {
     const why = e instanceof Deno.errors.NotFound
       ? "No such file or directory"
