@@ -118,7 +118,7 @@ class LogSink implements GuestLog {
   }
 }
 
-async function readInput(kind: "kernel" | "initrd", path: string): Promise<Uint8Array> {
+function readInput(kind: "kernel" | "initrd", path: string): Uint8Array {
   try {
     // Devices (/dev/zero, /dev/urandom), FIFOs and sockets never end: refuse them before reading, as QEMU's
     // loaders fail at once on them (load_image_size / g_mapped_file).
@@ -508,8 +508,8 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
   }
   const fsdevs = openFsdevs(cfg, (l) => errLine(`${PROG}: ${l}`));
   const vsocks: UdsVsockBackend[] = [];
-  const kernel = cfg.kernel ? { name: cfg.kernel, bytes: await readInput("kernel", cfg.kernel) } : undefined;
-  const initrd = cfg.initrd ? { name: cfg.initrd, bytes: await readInput("initrd", cfg.initrd) } : undefined;
+  const kernel = cfg.kernel ? { name: cfg.kernel, bytes: readInput("kernel", cfg.kernel) } : undefined;
+  const initrd = cfg.initrd ? { name: cfg.initrd, bytes: readInput("initrd", cfg.initrd) } : undefined;
   if (initrd && !kernel) throw new UserError("-initrd cannot be used without -kernel");
   let wallClockMs = Date.now();
   if (typeof cfg.rtc.base === "object") wallClockMs = cfg.rtc.base.epochSeconds * 1000;
