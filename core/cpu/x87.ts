@@ -635,7 +635,7 @@ function transcendental(c: Cpu, st: X87, m: number): void {
     fsincos(f2, aS, aE, aM, 1);
     const sinS = fx.s, sinE = fx.e, sinM = fx.m;
     fx.exc |= f2.exc;
-    fx.up = f2.up;
+    // C1 follows the sine (ST(1)) rounding.
     if (!commitFlags(c, fx)) return;
     putReg(c, p0, sinS, sinE, sinM);
     push(c, f2.s, f2.e, f2.m);
