@@ -87,6 +87,8 @@ export function kind(e: number, m: bigint): number {
 /** Number of significant bits of a positive bigint. */
 export function bitLen(v: bigint): number {
   if (v < 0x100000000n) return 32 - Math.clz32(Number(v));
+  if (v < 0x10000000000000000n) return 64 - Math.clz32(Number(v >> 32n));
+  if (v < 0x100000000000000000000000000000000n) return 64 + bitLen(v >> 64n);
   const h = v.toString(16);
   return (h.length - 1) * 4 + (32 - Math.clz32(parseInt(h[0], 16)));
 }
