@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { CpuFault, EXC_MF } from "./cpu.ts";
+import { Cpu, CpuFault, CS, DS, EXC_MF } from "./cpu.ts";
+import { makeHarnessBoard } from "./harness.ts";
+import { Interp } from "./interp.ts";
 import { CODE, getReg, longModeCpu, runUntil, setReg } from "./_testcpu.ts";
 
 const DATA = 0x20000;
@@ -232,4 +234,30 @@ Deno.test("MMX registers alias the x87 significands: TOP 0, tags valid, exponent
   assert.equal(r.ram.readU32(DATA + 12), 0x80000000);
   assert.equal(r.c.fpr[3 * 16 + 8] | (r.c.fpr[3 * 16 + 9] << 8), 0xffff);
   assert.equal(r.ram.readU16(DATA + 0x208), 0xffff); // EMMS: all empty
+});
+
+Deno.test("real-mode FNSTENV (16-bit operand size) stores the 20-bit FIP/FDP split with FOP", () => {
+  const { board, ram } = makeHarnessBoard({ ramBytes: 4 << 20 });
+  const c = new Cpu(board, 0);
+  const it = new Interp(c);
+  // CS = 0x1000 (base 0x10000), DS = 0x2000; fld1 at cs:0x0010; fld dword [0x0004]; fnstenv [0x0100]
+  c.segSel[CS] = 0x1000;
+  c.segBase[CS] = 0x10000;
+  c.segSel[DS] = 0x2000;
+  c.segBase[DS] = 0x20000;
+  c.updateMode();
+  const code = [0xd9, 0xe8, 0xd9, 0x06, 0x04, 0x00, 0xd9, 0x36, 0x00, 0x01];
+  ram.write(0x10010, new Uint8Array(code));
+  ram.writeU32(0x20004, 0x40400000); // 3.0f
+  c.rip = 0x10;
+  for (let i = 0; i < 3; i++) it.step();
+  const w = (o: number) => ram.readU16(0x20100 + o);
+  assert.equal(w(0), 0x037f);
+  assert.equal((w(2) >> 11) & 7, 6);
+  assert.equal(w(4), 0x0fff); // p6, p7 valid
+  const fip = 0x10000 + 0x12, fdp = 0x20000 + 0x4;
+  assert.equal(w(6), fip & 0xffff);
+  assert.equal(w(8), ((fip >> 16) << 12) | 0x106); // FOP of D9 06 (modrm 06)
+  assert.equal(w(10), fdp & 0xffff);
+  assert.equal(w(12), (fdp >> 16) << 12);
 });
