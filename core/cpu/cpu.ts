@@ -130,6 +130,8 @@ export class Cpu {
   fpuSw = 0;
   fpuTw = 0;
   readonly fpr = new Uint8Array(128);
+  /** x87 last-instruction pointers: FOP, FIP, FCS, FDP, FDS (x87_stack.ts). */
+  readonly fpuPtr = new Float64Array(5);
   /** Typed-array views over xmm, created by sse.ts on first use. */
   sseViews: unknown = null;
 
@@ -246,6 +248,7 @@ export class Cpu {
     this.fpuCw = 0x37f;
     this.fpuSw = 0;
     this.fpuTw = 0;
+    this.fpuPtr.fill(0);
     this.halted = false;
     this.intShadow = false;
     this.nmiBlocked = false;

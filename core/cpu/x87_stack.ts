@@ -17,18 +17,45 @@ export class X87 {
   readonly dv: DataView;
   readonly fx = new Fx();
   readonly fx2 = new Fx();
-  /** Last non-control instruction: opcode (11 bits), CS:IP and the data pointer. */
-  fop = 0;
-  fip = 0;
-  fcs = 0;
-  fdp = 0;
-  fds = 0;
   /** ST(i) as read by load(): sign, biased exponent, significand. */
   s = 0;
   e = 0;
   m = 0n;
+  /** `Cpu.fpuPtr` (saved with the vCPU): FOP, FIP, FCS, FDP, FDS of the last non-control instruction. */
+  readonly #ptr: Float64Array;
   constructor(c: Cpu) {
     this.dv = new DataView(c.fpr.buffer, c.fpr.byteOffset, 128);
+    this.#ptr = c.fpuPtr;
+  }
+  get fop(): number {
+    return this.#ptr[0];
+  }
+  set fop(v: number) {
+    this.#ptr[0] = v;
+  }
+  get fip(): number {
+    return this.#ptr[1];
+  }
+  set fip(v: number) {
+    this.#ptr[1] = v;
+  }
+  get fcs(): number {
+    return this.#ptr[2];
+  }
+  set fcs(v: number) {
+    this.#ptr[2] = v;
+  }
+  get fdp(): number {
+    return this.#ptr[3];
+  }
+  set fdp(v: number) {
+    this.#ptr[3] = v;
+  }
+  get fds(): number {
+    return this.#ptr[4];
+  }
+  set fds(v: number) {
+    this.#ptr[4] = v;
   }
 }
 
