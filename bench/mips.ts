@@ -164,7 +164,7 @@ export async function runMicroLoop(
   new DataView(code.buffer).setUint32(loop.countAt, iterations >>> 0, true);
   ram.write(CODE_GPA, code);
   const entry = linux64EntryState(ram, CODE_GPA);
-  const accel = new SoftCpuAccelerator({ translate });
+  const accel = new SoftCpuAccelerator({ jit: translate });
   accel.init(board, entry);
   const t0 = performance.now();
   const exit = await accel.run();
@@ -252,7 +252,7 @@ export async function runMipsBench(opts: MipsBenchOptions): Promise<Section> {
       }
       const s = summarize(mips);
       rows.push([
-        `${loop.name}, translator ${translate ? "on" : "off"}`,
+        `${loop.name}, JIT ${translate ? "on" : "off"}`,
         "microvm.ts",
         fmtSummary(s, 1),
         `${(iters * loop.perIteration / 1e6).toFixed(1)} M instr/run`,

@@ -1,0 +1,1123 @@
+/**
+ * JIT code generator: decodes one guest basic block (32-bit protected or 64-bit mode) and emits the
+ * JavaScript source of a function that runs it. Semantics match the interpreter (interp.ts) and use its
+ * helpers (alu.ts) and lazy-flag layout (cpu.ts); the common integer forms are emitted inline, with
+ * flags stored only where they can be observed (liveness: a later flag reader, a possible fault, the
+ * block's end) and compare/test fused into the following Jcc/SETcc/CMOVcc. Any opcode not handled
+ * here ends the block before it, and the interpreter runs it.
+ *
+ * Precise exceptions: an instruction that may fault first records its index in the local `n` and has
+ * every pending flag store emitted; its own register writes come after its last possible fault. The
+ * function's catch handler sets `c.rip` to that instruction and rethrows (see jit.ts).
+ * @module
+ */
+
+/** Most guest instructions in one block. */
+export const MAX_BLOCK_INSNS = 48;
+
+const TWO32 = 4294967296;
+
+/** Prefix bytes (legacy). */
+const LEGACY = new Set([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3]);
+
+/** A decoded block ready for `new Function`. */
+export interface GenBlock {
+  /** Function body source; the function takes (c) and returns instructions retired. */
+  src: string;
+  /** Guest instructions in the block. */
+  n: number;
+  /** Bytes of guest code covered. */
+  len: number;
+  /** CS offsets (rip values) of each instruction, for fault recovery. */
+  rips: number[];
+  /** True when the block ended before an instruction the translator does not handle. */
+  stopped: boolean;
+}
+
+/** Flags produced by an earlier instruction whose store to the Cpu is still pending. */
+interface Pending {
+  /** "sub" (SUB/CMP), "add", "logic" (AND/OR/XOR/TEST). */
+  kind: string;
+  sz: number;
+  a: string;
+  ah: string;
+  b: string;
+  bh: string;
+  r: string;
+  rh: string;
+}
+
+/** Memory or register operand of a ModRM byte. */
+interface Operand {
+  isReg: boolean;
+  rm: number;
+  /** Name of the local holding the linear address (memory operands). */
+  la: string;
+  /** LEA parts (64-bit): base, index, scale, disp, or an absolute rip-relative value. */
+  base: number;
+  index: number;
+  scale: number;
+  disp: number;
+  ripAbs: number | null;
+  /** 32-bit effective address expression (address size 4). */
+  ea32: string;
+}
+
+/** Decoder + emitter for one block. */
+export class JitGen {
+  readonly u8: Uint8Array;
+  /** u8 offset of the next byte; decoding stops before `limit` (the page end). */
+  pos: number;
+  readonly limit: number;
+  readonly long: boolean;
+  /** CS base (32-bit mode) and CS offset of the first instruction. */
+  readonly csBase: number;
+  readonly startRip: number;
+  readonly startPos: number;
+  readonly ssB: boolean;
+  out: string[] = [];
+  pend: Pending | null = null;
+  rips: number[] = [];
+  #id = 0;
+  // Per-instruction decode state.
+  opsz = 4;
+  adsz = 4;
+  rex = 0;
+  rexW = false;
+  rexR = 0;
+  rexX = 0;
+  rexB = 0;
+  seg = -1;
+  lock = false;
+  rep = 0;
+  /** CS offset of the current instruction and of the next one. */
+  rip = 0;
+  idx = 0;
+
+  constructor(u8: Uint8Array, off: number, limit: number, rip: number, long: boolean, csBase: number, ssB: boolean) {
+    this.u8 = u8;
+    this.pos = off;
+    this.startPos = off;
+    this.limit = limit;
+    this.startRip = rip;
+    this.long = long;
+    this.csBase = csBase;
+    this.ssB = ssB;
+  }
+
+  /** Decode and emit up to MAX_BLOCK_INSNS instructions. */
+  build(): GenBlock | null {
+    let stopped = false;
+    let ended = false;
+    let rip = this.startRip;
+    while (this.idx < MAX_BLOCK_INSNS) {
+      if (this.limit - this.pos < 16) break;
+      const save = this.out.length, savePos = this.pos, savePend = this.pend, saveId = this.#id;
+      this.rip = rip;
+      const r = this.insn();
+      if (r === 0) {
+        this.out.length = save;
+        this.pos = savePos;
+        this.pend = savePend;
+        this.#id = saveId;
+        stopped = true;
+        break;
+      }
+      this.rips.push(rip);
+      rip = this.nextRip();
+      this.idx++;
+      if (r === 2) {
+        ended = true;
+        break;
+      }
+    }
+    const n = this.idx;
+    if (n === 0) return null;
+    if (!ended) {
+      this.flush();
+      this.out.push(`c.rip = ${rip}; return ${n};`);
+    }
+    return { src: this.out.join("\n"), n, len: this.pos - this.startPos, rips: this.rips, stopped };
+  }
+
+  // ------------------------------------------------------------ small helpers
+
+  tmp(p = "t"): string {
+    return `${p}${this.#id++}`;
+  }
+
+  emit(s: string): void {
+    this.out.push(s);
+  }
+
+  b8(): number {
+    return this.u8[this.pos++];
+  }
+
+  i8(): number {
+    return (this.u8[this.pos++] << 24) >> 24;
+  }
+
+  i16(): number {
+    const v = this.u8[this.pos] | (this.u8[this.pos + 1] << 8);
+    this.pos += 2;
+    return v;
+  }
+
+  i32(): number {
+    const u = this.u8, p = this.pos;
+    this.pos += 4;
+    return u[p] | (u[p + 1] << 8) | (u[p + 2] << 16) | (u[p + 3] << 24);
+  }
+
+  /** CS offset of the byte after what has been decoded. */
+  nextRip(): number {
+    return this.startRip + (this.pos - this.startPos);
+  }
+
+  /** Emit the pending flag stores. */
+  flush(): void {
+    const p = this.pend;
+    if (!p) return;
+    this.pend = null;
+    const op = p.kind === "sub" ? 2 : p.kind === "add" ? 1 : 7;
+    let s = `c.ccOp = ${op}; c.ccSz = ${p.sz}; c.ccR = ${p.r};`;
+    if (p.sz === 8) s += ` c.ccRh = ${p.rh};`;
+    if (op === 7) s += " c.ccAux = 0;";
+    else {
+      s += ` c.ccA = ${p.a}; c.ccB = ${p.b};`;
+      if (p.sz === 8) s += ` c.ccAh = ${p.ah}; c.ccBh = ${p.bh};`;
+    }
+    this.emit(s);
+  }
+
+  /** Before an instruction that may fault: flags stored, fault index recorded. */
+  mayFault(): void {
+    this.flush();
+    this.emit(`n = ${this.idx};`);
+  }
+
+  /** Leave the block at CS offset `target` (a JS expression) after this instruction. */
+  exitTo(target: string): void {
+    this.flush();
+    this.emit(`c.rip = ${target}; return ${this.idx + 1};`);
+  }
+
+  /** Inline condition code evaluation (fused with pending flags when possible). */
+  cond(cc: number): string {
+    const p = this.pend;
+    if (p) {
+      const e = fusedCond(p, cc);
+      if (e !== null) return e;
+    }
+    this.flush();
+    return `c.cond(${cc})`;
+  }
+
+  // ------------------------------------------------------------ registers
+
+  reg(sz: number, n: number): string {
+    if (sz >= 4) return `r[${n}]`;
+    if (sz === 2) return `(r[${n}] & 65535)`;
+    if (n < 4 || this.rex) return `(r[${n}] & 255)`;
+    return `((r[${n - 4}] >> 8) & 255)`;
+  }
+
+  regHi(sz: number, n: number): string {
+    return sz === 8 ? `r[${n + 16}]` : "0";
+  }
+
+  setReg(sz: number, n: number, lo: string, hi: string): string {
+    switch (sz) {
+      case 8:
+        return `r[${n}] = ${lo}; r[${n + 16}] = ${hi};`;
+      case 4:
+        return `r[${n}] = ${lo}; r[${n + 16}] = 0;`;
+      case 2:
+        return `r[${n}] = (r[${n}] & -65536) | (${lo} & 65535);`;
+      default:
+        if (n < 4 || this.rex) return `r[${n}] = (r[${n}] & -256) | (${lo} & 255);`;
+        return `r[${n - 4}] = (r[${n - 4}] & -65281) | ((${lo} & 255) << 8);`;
+    }
+  }
+
+  // ------------------------------------------------------------ memory
+
+  /** Emit a load of size sz from linear address local `la` into fresh locals; returns [lo, hi]. */
+  load(sz: number, la: string): [string, string] {
+    const v = this.tmp("v");
+    if (sz === 8) {
+      const h = this.tmp("h");
+      this.emit(`const ${v} = c.rd64(${la}), ${h} = c.hi;`);
+      return [v, h];
+    }
+    this.emit(`const ${v} = c.rd${sz * 8}(${la});`);
+    return [v, "0"];
+  }
+
+  store(sz: number, la: string, lo: string, hi: string): void {
+    if (sz === 8) this.emit(`c.wr64(${la}, ${lo}, ${hi});`);
+    else this.emit(`c.wr${sz * 8}(${la}, ${lo});`);
+  }
+
+  /** Decode ModRM (+SIB/disp); memory operands get their linear address in a local. Null: unsupported. */
+  modrm(immBytes: number): { op: Operand; reg: number } | null {
+    const m = this.b8();
+    const mod = m >> 6, rmv = m & 7;
+    const reg = ((m >> 3) & 7) | this.rexR;
+    const op: Operand = {
+      isReg: mod === 3,
+      rm: rmv | this.rexB,
+      la: "",
+      base: -1,
+      index: -1,
+      scale: 0,
+      disp: 0,
+      ripAbs: null,
+      ea32: "",
+    };
+    if (mod === 3) return { op, reg };
+    if (this.adsz === 2) return null;
+    let base = -1, index = -1, scale = 0, ripRel = false;
+    if (rmv === 4) {
+      const sib = this.b8();
+      scale = sib >> 6;
+      index = ((sib >> 3) & 7) | this.rexX;
+      if (index === 4) index = -1;
+      base = (sib & 7) | this.rexB;
+      if ((sib & 7) === 5 && mod === 0) base = -1;
+    } else if (rmv === 5 && mod === 0) ripRel = this.long;
+    else base = rmv | this.rexB;
+    let disp = 0;
+    if (mod === 1) disp = this.i8();
+    else if (mod === 2 || base === -1) disp = this.i32();
+    let defSeg = 3;
+    if (base === 4 || base === 5) defSeg = 2;
+    const s = this.seg >= 0 ? this.seg : defSeg;
+    op.base = base;
+    op.index = index;
+    op.scale = scale;
+    op.disp = disp;
+    const la = this.tmp("la");
+    op.la = la;
+    if (this.adsz === 8) {
+      const parts: string[] = [];
+      if (ripRel) {
+        const abs = this.nextRip() + immBytes + disp;
+        op.ripAbs = abs;
+        parts.push(String(abs));
+      } else if (disp !== 0 || (base < 0 && index < 0)) parts.push(String(disp));
+      if (base >= 0) parts.push(`(r[${base + 16}] * ${TWO32} + (r[${base}] >>> 0))`);
+      if (index >= 0) {
+        parts.push(`(r[${index + 16}] * ${TWO32} + (r[${index}] >>> 0))${scale ? ` * ${1 << scale}` : ""}`);
+      }
+      if (s >= 4) parts.push(`c.segBase[${s}]`);
+      this.emit(`const ${la} = ${parts.join(" + ")};`);
+      return { op, reg };
+    }
+    const parts: string[] = [];
+    if (ripRel) parts.push(String(this.nextRip() + immBytes + disp));
+    else if (disp !== 0 || (base < 0 && index < 0)) parts.push(String(disp));
+    if (base >= 0) parts.push(`r[${base}]`);
+    if (index >= 0) parts.push(scale ? `(r[${index}] << ${scale})` : `r[${index}]`);
+    op.ea32 = `((${parts.join(" + ")}) >>> 0)`;
+    if (this.long) {
+      this.emit(`const ${la} = ${op.ea32}${s >= 4 ? ` + c.segBase[${s}]` : ""};`);
+    } else this.emit(`const ${la} = (${op.ea32} + c.segBase[${s}]) >>> 0;`);
+    return { op, reg };
+  }
+
+  /** Read operand E (register or memory) of size sz; may emit a load (caller did mayFault). */
+  readE(op: Operand, sz: number): [string, string] {
+    if (op.isReg) return [this.reg(sz, op.rm), this.regHi(sz, op.rm)];
+    return this.load(sz, op.la);
+  }
+
+  /** Before a helper that sets flags and then a memory store: fault on an unwritable operand first. */
+  probeW(op: Operand, sz: number): void {
+    if (!op.isReg) this.emit(`c.checkW(${op.la}); c.checkW(${op.la} + ${sz - 1});`);
+  }
+
+  writeE(op: Operand, sz: number, lo: string, hi: string): void {
+    if (op.isReg) this.emit(this.setReg(sz, op.rm, lo, hi));
+    else this.store(sz, op.la, lo, hi);
+  }
+
+  // ------------------------------------------------------------ stack
+
+  /** Emit a push of (lo, hi) of size sz. False: unsupported stack form. */
+  push(sz: number, lo: string, hi: string): boolean {
+    if (this.long) {
+      if (sz !== 8) return false;
+      const l = this.tmp("sl"), nh = this.tmp("sh");
+      this.emit(`const ${l} = (r[4] >>> 0) - 8, ${nh} = ${l} < 0 ? (r[20] - 1) | 0 : r[20];`);
+      this.emit(`c.wr64(${nh} * ${TWO32} + ((${l} | 0) >>> 0), ${lo}, ${hi});`);
+      this.emit(`r[4] = ${l} | 0; r[20] = ${nh};`);
+      return true;
+    }
+    if (!this.ssB || sz !== 4) return false;
+    const e = this.tmp("sp");
+    this.emit(`const ${e} = (r[4] - 4) | 0;`);
+    this.emit(`c.wr32(((${e} >>> 0) + c.segBase[2]) >>> 0, ${lo});`);
+    this.emit(`r[4] = ${e};`);
+    return true;
+  }
+
+  /** Emit a pop of size sz into fresh locals (rsp updated). Null: unsupported stack form. */
+  pop(sz: number, extra = 0): [string, string] | null {
+    if (this.long) {
+      if (sz !== 8) return null;
+      const v = this.tmp("v"), h = this.tmp("h"), l = this.tmp("sl");
+      this.emit(`const ${v} = c.rd64(r[20] * ${TWO32} + (r[4] >>> 0)), ${h} = c.hi;`);
+      this.emit(`const ${l} = (r[4] >>> 0) + ${8 + extra};`);
+      this.emit(`r[4] = ${l} | 0; r[20] = (r[20] + (${l} >= ${TWO32} ? 1 : 0)) | 0;`);
+      return [v, h];
+    }
+    if (!this.ssB || sz !== 4) return null;
+    const v = this.tmp("v");
+    this.emit(`const ${v} = c.rd32(((r[4] >>> 0) + c.segBase[2]) >>> 0);`);
+    this.emit(`r[4] = (r[4] + ${4 + extra}) | 0;`);
+    return [v, "0"];
+  }
+
+  // ------------------------------------------------------------ decode
+
+  /** Decode prefixes; returns the opcode byte or -1 (unsupported). */
+  prefixes(): number {
+    const def = this.long ? 4 : 4;
+    this.opsz = def;
+    this.adsz = this.long ? 8 : 4;
+    this.rex = 0;
+    this.seg = -1;
+    this.lock = false;
+    this.rep = 0;
+    let b = this.b8();
+    for (let k = 0; k < 14; k++) {
+      if (LEGACY.has(b)) {
+        this.rex = 0;
+        if (b === 0x66) this.opsz = 2;
+        else if (b === 0x67) this.adsz = this.long ? 4 : 2;
+        else if (b === 0x64) this.seg = 4;
+        else if (b === 0x65) this.seg = 5;
+        else if (b === 0xf0) this.lock = true;
+        else if (b === 0xf2) this.rep = 2;
+        else if (b === 0xf3) this.rep = 1;
+        else if (!this.long) this.seg = (b >> 3) & 3;
+        b = this.b8();
+        continue;
+      }
+      if (this.long && (b & 0xf0) === 0x40) {
+        this.rex = b;
+        b = this.b8();
+        continue;
+      }
+      break;
+    }
+    const x = this.rex;
+    this.rexW = (x & 8) !== 0;
+    this.rexR = (x & 4) << 1;
+    this.rexX = (x & 2) << 2;
+    this.rexB = (x & 1) << 3;
+    if (this.rexW) this.opsz = 8;
+    return b;
+  }
+
+  /** Decode and emit one instruction: 0 unsupported (nothing consumed), 1 continue, 2 block ended. */
+  insn(): number {
+    const b = this.prefixes();
+    if (this.rep && b !== 0x0f) return 0;
+    if (this.lock && !lockable(b, this.u8[this.pos])) return 0;
+    if (b === 0x0f) return this.insn0f(this.b8());
+    return this.insn1(b);
+  }
+
+  insn1(b: number): number {
+    const sz = this.opsz;
+    if (b < 0x40 && (b & 7) < 6) return this.aluOp(b >> 3, b & 7);
+    if (b >= 0x50 && b <= 0x57) {
+      const n = (b & 7) | this.rexB;
+      const ssz = this.long ? 8 : 4;
+      if (sz === 2) return 0;
+      this.mayFault();
+      return this.push(ssz, this.reg(ssz, n), this.regHi(ssz, n)) ? 1 : 0;
+    }
+    if (b >= 0x58 && b <= 0x5f) {
+      const n = (b & 7) | this.rexB;
+      const ssz = this.long ? 8 : 4;
+      if (sz === 2) return 0;
+      this.mayFault();
+      const v = this.pop(ssz);
+      if (!v) return 0;
+      this.emit(this.setReg(ssz, n, v[0], v[1]));
+      return 1;
+    }
+    if (b >= 0x70 && b <= 0x7f) {
+      const t = this.i8();
+      return this.jcc(b & 15, t);
+    }
+    if (b >= 0xb0 && b <= 0xb7) {
+      this.emit(this.setReg(1, (b & 7) | this.rexB, String(this.b8()), "0"));
+      return 1;
+    }
+    if (b >= 0xb8 && b <= 0xbf) {
+      const n = (b & 7) | this.rexB;
+      if (sz === 8) {
+        const lo = this.i32(), hi = this.i32();
+        this.emit(this.setReg(8, n, String(lo), String(hi)));
+      } else if (sz === 4) this.emit(this.setReg(4, n, String(this.i32()), "0"));
+      else this.emit(this.setReg(2, n, String(this.i16()), "0"));
+      return 1;
+    }
+    if (b >= 0x91 && b <= 0x97) {
+      const n = (b & 7) | this.rexB;
+      const a = this.tmp(), ah = this.tmp();
+      this.emit(`const ${a} = ${this.reg(sz, n)}, ${ah} = ${this.regHi(sz, n)};`);
+      this.emit(this.setReg(sz, n, this.reg(sz, 0), this.regHi(sz, 0)));
+      this.emit(this.setReg(sz, 0, a, ah));
+      return 1;
+    }
+    switch (b) {
+      case 0x63: {
+        if (!this.long) return 0;
+        const m = this.modrm(0);
+        if (!m) return 0;
+        if (!m.op.isReg) this.mayFault();
+        const [v] = this.readE(m.op, 4);
+        if (sz === 8) {
+          const t = this.tmp();
+          this.emit(`const ${t} = ${v};`);
+          this.emit(this.setReg(8, m.reg, t, `${t} >> 31`));
+        } else this.emit(this.setReg(sz, m.reg, v, "0"));
+        return 1;
+      }
+      case 0x68:
+      case 0x6a: {
+        if (sz === 2) return 0;
+        const v = b === 0x68 ? this.i32() : this.i8();
+        this.mayFault();
+        const ssz = this.long ? 8 : 4;
+        return this.push(ssz, String(v), String(v >> 31)) ? 1 : 0;
+      }
+      case 0x69:
+      case 0x6b: {
+        const m = this.modrm(b === 0x69 ? (sz === 2 ? 2 : 4) : 1);
+        if (!m) return 0;
+        this.mayFault();
+        const [v, vh] = this.readE(m.op, sz);
+        let t: number;
+        if (b === 0x69) t = sz === 2 ? this.i16() : this.i32();
+        else t = this.i8() & (sz === 2 ? 0xffff : -1);
+        const res = this.tmp();
+        this.emit(`const ${res} = H.imul2(c, ${sz}, ${v}, ${vh}, ${t}, ${sz === 8 ? t >> 31 : 0});`);
+        this.emit(this.setReg(sz, m.reg, res, "c.hi"));
+        return 1;
+      }
+      case 0x80:
+      case 0x81:
+      case 0x83: {
+        const osz = b === 0x80 ? 1 : sz;
+        const m = this.modrm(b === 0x81 ? (osz === 2 ? 2 : 4) : 1);
+        if (!m) return 0;
+        let imm: number;
+        if (b === 0x81) imm = osz === 2 ? this.i16() : this.i32();
+        else {
+          imm = this.i8();
+          if (osz < 4) imm &= osz === 1 ? 0xff : 0xffff;
+        }
+        return this.aluGen(m.reg & 7, osz, m.op, null, String(imm), String(osz === 8 ? imm >> 31 : 0), true);
+      }
+      case 0x84:
+      case 0x85: {
+        const osz = b === 0x84 ? 1 : sz;
+        const m = this.modrm(0);
+        if (!m) return 0;
+        return this.testGen(osz, m.op, this.reg(osz, m.reg), this.regHi(osz, m.reg));
+      }
+      case 0xa8:
+        return this.testGen(1, regOperand(0), String(this.b8()), "0");
+      case 0xa9: {
+        const t = sz === 2 ? this.i16() : this.i32();
+        return this.testGen(sz, regOperand(0), String(t), String(sz === 8 ? t >> 31 : 0));
+      }
+      case 0x86:
+      case 0x87: {
+        const osz = b === 0x86 ? 1 : sz;
+        const m = this.modrm(0);
+        if (!m) return 0;
+        if (!m.op.isReg) this.mayFault();
+        const [v, vh] = this.readE(m.op, osz);
+        const a = this.tmp(), ah = this.tmp();
+        this.emit(`const ${a} = ${v}, ${ah} = ${vh};`);
+        const g = this.tmp(), gh = this.tmp();
+        this.emit(`const ${g} = ${this.reg(osz, m.reg)}, ${gh} = ${this.regHi(osz, m.reg)};`);
+        this.writeE(m.op, osz, g, gh);
+        this.emit(this.setReg(osz, m.reg, a, ah));
+        return 1;
+      }
+      case 0x88:
+      case 0x89: {
+        const osz = b === 0x88 ? 1 : sz;
+        const m = this.modrm(0);
+        if (!m) return 0;
+        if (!m.op.isReg) this.mayFault();
+        if (m.op.isReg) {
+          const t = this.tmp(), th = this.tmp();
+          this.emit(`const ${t} = ${this.reg(osz, m.reg)}, ${th} = ${this.regHi(osz, m.reg)};`);
+          this.writeE(m.op, osz, t, th);
+        } else this.writeE(m.op, osz, this.reg(osz, m.reg), this.regHi(osz, m.reg));
+        return 1;
+      }
+      case 0x8a:
+      case 0x8b: {
+        const osz = b === 0x8a ? 1 : sz;
+        const m = this.modrm(0);
+        if (!m) return 0;
+        if (!m.op.isReg) this.mayFault();
+        const [v, vh] = this.readE(m.op, osz);
+        const t = this.tmp(), th = this.tmp();
+        this.emit(`const ${t} = ${v}, ${th} = ${vh};`);
+        this.emit(this.setReg(osz, m.reg, t, th));
+        return 1;
+      }
+      case 0x8d: {
+        const m = this.modrm(0);
+        if (!m || m.op.isReg) return 0;
+        return this.lea(sz, m.op, m.reg);
+      }
+      case 0x90:
+        if (this.rexB) return 0;
+        return 1;
+      case 0x98:
+        if (sz === 2) this.emit(`r[0] = (r[0] & -65536) | (((r[0] << 24) >> 24) & 65535);`);
+        else if (sz === 4) this.emit(`r[0] = (r[0] << 16) >> 16; r[16] = 0;`);
+        else this.emit(`r[16] = r[0] >> 31;`);
+        return 1;
+      case 0x99:
+        if (sz === 2) this.emit(`r[2] = (r[2] & -65536) | (((r[0] << 16) >> 31) & 65535);`);
+        else if (sz === 4) this.emit(`r[2] = r[0] >> 31; r[18] = 0;`);
+        else this.emit(`r[2] = r[18] = r[16] >> 31;`);
+        return 1;
+      case 0xc0:
+      case 0xc1:
+      case 0xd0:
+      case 0xd1:
+      case 0xd2:
+      case 0xd3: {
+        const osz = b & 1 ? sz : 1;
+        const m = this.modrm(b < 0xd0 ? 1 : 0);
+        if (!m) return 0;
+        const cnt = b < 0xd0 ? String(this.b8()) : b < 0xd2 ? "1" : "(r[1] & 255)";
+        // A count of zero leaves the flags alone: they must be stored.
+        this.mayFault();
+        this.probeW(m.op, osz);
+        const [v, vh] = this.readE(m.op, osz);
+        const res = this.tmp();
+        this.emit(`const ${res} = H.shift(c, ${m.reg & 7}, ${osz}, ${v}, ${vh}, ${cnt});`);
+        this.writeE(m.op, osz, res, "c.hi");
+        return 1;
+      }
+      case 0xc2:
+      case 0xc3: {
+        if (sz === 2) return 0;
+        const extra = b === 0xc2 ? this.i16() : 0;
+        this.mayFault();
+        const ssz = this.long ? 8 : 4;
+        const t = this.tmp();
+        if (this.long) {
+          const v = this.tmp(), h = this.tmp();
+          this.emit(`const ${v} = c.rd64(r[20] * ${TWO32} + (r[4] >>> 0)), ${h} = c.hi;`);
+          this.emit(`const ${t} = ${h} * ${TWO32} + (${v} >>> 0);`);
+          this.emit(`if (${t} < -140737488355328 || ${t} >= 140737488355328) H.gp0();`);
+          const l = this.tmp();
+          this.emit(`const ${l} = (r[4] >>> 0) + ${8 + extra};`);
+          this.emit(`r[4] = ${l} | 0; r[20] = (r[20] + (${l} >= ${TWO32} ? 1 : 0)) | 0;`);
+        } else {
+          const v = this.pop(ssz, extra);
+          if (!v) return 0;
+          this.emit(`const ${t} = ${v[0]} >>> 0;`);
+        }
+        this.exitTo(t);
+        return 2;
+      }
+      case 0xc6:
+      case 0xc7: {
+        const osz = b === 0xc6 ? 1 : sz;
+        const m = this.modrm(osz === 1 ? 1 : osz === 2 ? 2 : 4);
+        if (!m) return 0;
+        const v = osz === 1 ? this.b8() : osz === 2 ? this.i16() : this.i32();
+        if (!m.op.isReg) this.mayFault();
+        this.writeE(m.op, osz, String(v), String(v >> 31));
+        return 1;
+      }
+      case 0xc9: {
+        if (sz === 2) return 0;
+        this.mayFault();
+        if (this.long) {
+          const v = this.tmp(), h = this.tmp(), l = this.tmp();
+          this.emit(`const ${v} = c.rd64(r[21] * ${TWO32} + (r[5] >>> 0)), ${h} = c.hi;`);
+          this.emit(`const ${l} = (r[5] >>> 0) + 8;`);
+          this.emit(`r[4] = ${l} | 0; r[20] = (r[21] + (${l} >= ${TWO32} ? 1 : 0)) | 0;`);
+          this.emit(`r[5] = ${v}; r[21] = ${h};`);
+        } else {
+          if (!this.ssB) return 0;
+          const v = this.tmp();
+          this.emit(`const ${v} = c.rd32(((r[5] >>> 0) + c.segBase[2]) >>> 0);`);
+          this.emit(`r[4] = (r[5] + 4) | 0; r[5] = ${v};`);
+        }
+        return 1;
+      }
+      case 0xe8: {
+        if (sz === 2) return 0;
+        const rel = this.i32();
+        const ret = this.nextRip();
+        const target = this.target(ret + rel);
+        if (target === null) return 0;
+        this.mayFault();
+        if (this.long) {
+          if (!this.push(8, String(ret | 0), String(Math.floor(ret / TWO32)))) return 0;
+        } else if (!this.push(4, String(ret | 0), "0")) return 0;
+        this.exitTo(String(target));
+        return 2;
+      }
+      case 0xe9:
+      case 0xeb: {
+        if (sz === 2) return 0;
+        const rel = b === 0xeb ? this.i8() : this.i32();
+        const target = this.target(this.nextRip() + rel);
+        if (target === null) return 0;
+        this.exitTo(String(target));
+        return 2;
+      }
+      case 0xf6:
+      case 0xf7:
+        return this.group3(b === 0xf6 ? 1 : sz);
+      case 0xfe:
+      case 0xff:
+        return this.group45(b === 0xfe ? 1 : sz);
+    }
+    return 0;
+  }
+
+  /** A direct branch target, canonical-checked (64-bit) or truncated (32-bit); null: let the interpreter fault. */
+  target(t: number): number | null {
+    if (this.long) {
+      if (t < -0x800000000000 || t >= 0x800000000000) return null;
+      return t;
+    }
+    return t >>> 0;
+  }
+
+  jcc(cc: number, rel: number): number {
+    const next = this.nextRip();
+    const t = this.target(next + rel);
+    if (t === null) return 0;
+    const e = this.cond(cc);
+    const k = this.tmp("k");
+    this.emit(`const ${k} = ${e};`);
+    this.flush();
+    this.emit(`if (${k}) { c.rip = ${t}; return ${this.idx + 1}; }`);
+    this.emit(`c.rip = ${next}; return ${this.idx + 1};`);
+    return 2;
+  }
+
+  /** ALU forms 00-3D (form = opcode & 7). */
+  aluOp(op: number, form: number): number {
+    const sz = form & 1 ? this.opsz : 1;
+    if (form < 4) {
+      const m = this.modrm(0);
+      if (!m) return 0;
+      const g = this.reg(sz, m.reg), gh = this.regHi(sz, m.reg);
+      if (form < 2) return this.aluGen(op, sz, m.op, null, g, gh, true);
+      // G = G op E.
+      return this.aluGen(op, sz, regOperand(m.reg), m.op, null, null, false);
+    }
+    const imm = sz === 1 ? this.b8() : sz === 2 ? this.i16() : this.i32();
+    return this.aluGen(op, sz, regOperand(0), null, String(imm), String(sz === 8 ? imm >> 31 : 0), true);
+  }
+
+  /**
+   * dst = dst op src, where src is either the operand `srcOp` or the expression (b, bh). Inline for
+   * ADD/SUB/CMP/AND/OR/XOR; ADC/SBB and 8/16-bit ops go through alu().
+   */
+  aluGen(
+    op: number,
+    sz: number,
+    dst: Operand,
+    srcOp: Operand | null,
+    b: string | null,
+    bh: string | null,
+    _destFirst: boolean,
+  ): number {
+    if (this.lock && dst.isReg) return 0;
+    const mem = !dst.isReg || (srcOp !== null && !srcOp.isReg);
+    // XOR/SUB r,r: zero idiom.
+    if (mem || op === 2 || op === 3) this.mayFault();
+    let sv: string, svh: string;
+    if (srcOp) {
+      [sv, svh] = this.readE(srcOp, sz);
+    } else {
+      sv = b as string;
+      svh = bh as string;
+    }
+    const [dv, dvh] = this.readE(dst, sz);
+    const a = this.tmp("a"), ah = this.tmp("ah"), bb = this.tmp("b"), bbh = this.tmp("bh");
+    this.emit(`const ${a} = ${dv}, ${ah} = ${sz === 8 ? dvh : "0"}, ${bb} = ${sv}, ${bbh} = ${sz === 8 ? svh : "0"};`);
+    const res = this.tmp("r"), rh = this.tmp("rh");
+    const inline = (sz === 4 || sz === 8) && op !== 2 && op !== 3;
+    if (!inline) {
+      if (op !== 7) this.probeW(dst, sz);
+      this.emit(`const ${res} = H.alu(c, ${op}, ${sz}, ${a}, ${ah}, ${bb}, ${bbh}), ${rh} = c.hi;`);
+      if (op !== 7) this.writeE(dst, sz, res, rh);
+      this.pend = null;
+      return 1;
+    }
+    let kind: string;
+    if (sz === 4) {
+      switch (op) {
+        case 0:
+          this.emit(`const ${res} = (${a} + ${bb}) | 0, ${rh} = 0;`);
+          kind = "add";
+          break;
+        case 1:
+          this.emit(`const ${res} = ${a} | ${bb}, ${rh} = 0;`);
+          kind = "logic";
+          break;
+        case 4:
+          this.emit(`const ${res} = ${a} & ${bb}, ${rh} = 0;`);
+          kind = "logic";
+          break;
+        case 6:
+          this.emit(`const ${res} = ${a} ^ ${bb}, ${rh} = 0;`);
+          kind = "logic";
+          break;
+        default:
+          this.emit(`const ${res} = (${a} - ${bb}) | 0, ${rh} = 0;`);
+          kind = "sub";
+      }
+    } else {
+      switch (op) {
+        case 0: {
+          const l = this.tmp("l");
+          this.emit(`const ${l} = (${a} >>> 0) + (${bb} >>> 0);`);
+          this.emit(`const ${res} = ${l} | 0, ${rh} = (${ah} + ${bbh} + (${l} >= ${TWO32} ? 1 : 0)) | 0;`);
+          kind = "add";
+          break;
+        }
+        case 1:
+          this.emit(`const ${res} = ${a} | ${bb}, ${rh} = ${ah} | ${bbh};`);
+          kind = "logic";
+          break;
+        case 4:
+          this.emit(`const ${res} = ${a} & ${bb}, ${rh} = ${ah} & ${bbh};`);
+          kind = "logic";
+          break;
+        case 6:
+          this.emit(`const ${res} = ${a} ^ ${bb}, ${rh} = ${ah} ^ ${bbh};`);
+          kind = "logic";
+          break;
+        default: {
+          const l = this.tmp("l");
+          this.emit(`const ${l} = (${a} >>> 0) - (${bb} >>> 0);`);
+          this.emit(`const ${res} = ${l} | 0, ${rh} = (${ah} - ${bbh} - (${l} < 0 ? 1 : 0)) | 0;`);
+          kind = "sub";
+        }
+      }
+    }
+    if (op !== 7) this.writeE(dst, sz, res, rh);
+    // The previous pending flags are dead: this instruction overwrites them all.
+    this.pend = { kind, sz, a, ah, b: bb, bh: bbh, r: res, rh };
+    return 1;
+  }
+
+  testGen(sz: number, dst: Operand, b: string, bh: string): number {
+    if (!dst.isReg) this.mayFault();
+    const [dv, dvh] = this.readE(dst, sz);
+    const res = this.tmp("r"), rh = this.tmp("rh");
+    this.emit(`const ${res} = ${dv} & ${b}, ${rh} = ${sz === 8 ? `${dvh} & ${bh}` : "0"};`);
+    this.pend = { kind: "logic", sz, a: "0", ah: "0", b: "0", bh: "0", r: res, rh };
+    return 1;
+  }
+
+  lea(sz: number, op: Operand, reg: number): number {
+    if (this.adsz === 8) {
+      if (op.ripAbs !== null) {
+        const v = op.ripAbs;
+        const hi = Math.floor(v / TWO32);
+        this.emit(this.setReg(sz, reg, String((v - hi * TWO32) | 0), String(hi | 0)));
+        return 1;
+      }
+      if (sz === 8) {
+        const t = this.tmp();
+        this.emit(`const ${t} = H.lea64(c, ${op.base}, ${op.index}, ${op.scale}, ${op.disp});`);
+        this.emit(this.setReg(8, reg, t, "c.hi"));
+        return 1;
+      }
+      const parts: string[] = [String(op.disp)];
+      if (op.base >= 0) parts.push(`r[${op.base}]`);
+      if (op.index >= 0) parts.push(op.scale ? `(r[${op.index}] << ${op.scale})` : `r[${op.index}]`);
+      const t = this.tmp();
+      this.emit(`const ${t} = (${parts.join(" + ")}) | 0;`);
+      this.emit(this.setReg(sz, reg, t, "0"));
+      return 1;
+    }
+    const t = this.tmp();
+    this.emit(`const ${t} = ${op.ea32} | 0;`);
+    this.emit(this.setReg(sz === 8 ? 8 : sz, reg, t, "0"));
+    return 1;
+  }
+
+  group3(sz: number): number {
+    const regField = (this.u8[this.pos] >> 3) & 7;
+    const m = this.modrm(regField < 2 ? (sz === 1 ? 1 : sz === 2 ? 2 : 4) : 0);
+    if (!m) return 0;
+    const op = m.reg & 7;
+    if (op < 2) {
+      const t = sz === 1 ? this.b8() : sz === 2 ? this.i16() : this.i32();
+      return this.testGen(sz, m.op, String(t), String(t >> 31));
+    }
+    if (op === 2) {
+      if (!m.op.isReg) this.mayFault();
+      const [v, vh] = this.readE(m.op, sz);
+      const mask = sz === 1 ? 0xff : sz === 2 ? 0xffff : -1;
+      this.writeE(m.op, sz, `(~${v} & ${mask})`, `~${vh}`);
+      return 1;
+    }
+    this.mayFault();
+    if (op === 3) this.probeW(m.op, sz);
+    const [v, vh] = this.readE(m.op, sz);
+    if (op === 3) {
+      const t = this.tmp();
+      this.emit(`const ${t} = H.alu(c, 5, ${sz}, 0, 0, ${v}, ${vh});`);
+      this.writeE(m.op, sz, t, "c.hi");
+      return 1;
+    }
+    this.emit(`H.${op < 6 ? "mul1" : "div1"}(c, ${op & 1 ? "true" : "false"}, ${sz}, ${v}, ${vh});`);
+    return 1;
+  }
+
+  group45(sz: number): number {
+    const regField = (this.u8[this.pos] >> 3) & 7;
+    const m = this.modrm(0);
+    if (!m) return 0;
+    if (regField < 2) {
+      if (this.lock && m.op.isReg) return 0;
+      this.mayFault();
+      this.probeW(m.op, sz);
+      const [v, vh] = this.readE(m.op, sz);
+      const t = this.tmp();
+      this.emit(`const ${t} = H.incdec(c, ${sz}, ${v}, ${vh}, ${regField === 0 ? 1 : -1});`);
+      this.writeE(m.op, sz, t, "c.hi");
+      return 1;
+    }
+    if (sz === 1 || this.lock) return 0;
+    if (regField === 2 || regField === 4) {
+      if (sz === 2) return 0;
+      const tsz = this.long ? 8 : 4;
+      this.mayFault();
+      const [v, vh] = this.readE(m.op, tsz);
+      const t = this.tmp();
+      if (this.long) {
+        this.emit(`const ${t} = ${vh} * ${TWO32} + (${v} >>> 0);`);
+        this.emit(`if (${t} < -140737488355328 || ${t} >= 140737488355328) H.gp0();`);
+      } else this.emit(`const ${t} = ${v} >>> 0;`);
+      if (regField === 2) {
+        const ret = this.nextRip();
+        if (!this.push(tsz, String(ret | 0), String(Math.floor(ret / TWO32)))) return 0;
+      }
+      this.exitTo(t);
+      return 2;
+    }
+    if (regField === 6) {
+      if (sz === 2) return 0;
+      const ssz = this.long ? 8 : 4;
+      this.mayFault();
+      const [v, vh] = this.readE(m.op, ssz);
+      const t = this.tmp(), th = this.tmp();
+      this.emit(`const ${t} = ${v}, ${th} = ${vh};`);
+      return this.push(ssz, t, th) ? 1 : 0;
+    }
+    return 0;
+  }
+
+  insn0f(b: number): number {
+    const sz = this.opsz;
+    if (this.rep) return 0;
+    if (b >= 0x80 && b <= 0x8f) {
+      if (sz === 2) return 0;
+      return this.jcc(b & 15, this.i32());
+    }
+    if (b >= 0x90 && b <= 0x9f) {
+      const m = this.modrm(0);
+      if (!m) return 0;
+      const e = this.cond(b & 15);
+      if (!m.op.isReg) this.mayFault();
+      this.writeE(m.op, 1, `(${e} ? 1 : 0)`, "0");
+      return 1;
+    }
+    if (b >= 0x40 && b <= 0x4f) {
+      const m = this.modrm(0);
+      if (!m) return 0;
+      const e = this.cond(b & 15);
+      const k = this.tmp("k");
+      this.emit(`const ${k} = ${e};`);
+      if (!m.op.isReg) this.mayFault();
+      const [v, vh] = this.readE(m.op, sz);
+      // CMOV with a 32-bit operand zero-extends the destination even when the condition is false.
+      const t = this.tmp(), th = this.tmp();
+      this.emit(`const ${t} = ${k} ? ${v} : ${this.reg(sz, m.reg)}, ${th} = ${k} ? ${vh} : ${this.regHi(sz, m.reg)};`);
+      this.emit(this.setReg(sz, m.reg, t, th));
+      return 1;
+    }
+    switch (b) {
+      case 0x1f: {
+        const m = this.modrm(0);
+        return m ? 1 : 0;
+      }
+      case 0xb6:
+      case 0xb7:
+      case 0xbe:
+      case 0xbf: {
+        const ssz = b & 1 ? 2 : 1;
+        const m = this.modrm(0);
+        if (!m) return 0;
+        if (!m.op.isReg) this.mayFault();
+        const [v] = this.readE(m.op, ssz);
+        const t = this.tmp();
+        if (b < 0xbe) this.emit(`const ${t} = ${v};`);
+        else this.emit(`const ${t} = (${v} << ${32 - ssz * 8}) >> ${32 - ssz * 8};`);
+        if (sz === 8) this.emit(this.setReg(8, m.reg, t, b < 0xbe ? "0" : `${t} >> 31`));
+        else this.emit(this.setReg(sz, m.reg, sz === 2 ? `${t} & 65535` : t, "0"));
+        return 1;
+      }
+      case 0xaf: {
+        const m = this.modrm(0);
+        if (!m) return 0;
+        this.mayFault();
+        const [v, vh] = this.readE(m.op, sz);
+        const t = this.tmp();
+        this.emit(`const ${t} = H.imul2(c, ${sz}, ${this.reg(sz, m.reg)}, ${this.regHi(sz, m.reg)}, ${v}, ${vh});`);
+        this.emit(this.setReg(sz, m.reg, t, "c.hi"));
+        return 1;
+      }
+    }
+    return 0;
+  }
+}
+
+function regOperand(n: number): Operand {
+  return { isReg: true, rm: n, la: "", base: -1, index: -1, scale: 0, disp: 0, ripAbs: null, ea32: "" };
+}
+
+/** LOCK is valid (and, with vCPUs interleaved at block boundaries, trivially atomic) on these memory forms. */
+function lockable(b: number, modrm: number): boolean {
+  if ((modrm >> 6) === 3) return false;
+  if (b < 0x40 && (b & 7) < 2) return (b >> 3) !== 7;
+  if (b === 0x80 || b === 0x81 || b === 0x83) return ((modrm >> 3) & 7) !== 7;
+  if (b === 0xfe || b === 0xff) return ((modrm >> 3) & 7) < 2;
+  if (b === 0xf6 || b === 0xf7) return ((modrm >> 3) & 7) === 2 || ((modrm >> 3) & 7) === 3;
+  return b === 0x86 || b === 0x87;
+}
+
+function sx(e: string, sz: number): string {
+  if (sz === 1) return `((${e} << 24) >> 24)`;
+  if (sz === 2) return `((${e} << 16) >> 16)`;
+  return e;
+}
+
+/** A JS boolean expression for condition cc straight from pending flag operands, or null. */
+function fusedCond(p: Pending, cc: number): string | null {
+  const { sz, a, ah, b, bh, r, rh } = p;
+  if (p.kind === "logic") {
+    const zero = sz === 8 ? `((${r} | ${rh}) === 0)` : `(${r} === 0)`;
+    const neg = sz === 8 ? `(${rh} < 0)` : `(${sx(r, sz)} < 0)`;
+    switch (cc) {
+      case 0:
+      case 2:
+        return "false";
+      case 1:
+      case 3:
+        return "true";
+      case 4:
+      case 6:
+        return zero;
+      case 5:
+      case 7:
+        return `!${zero}`;
+      case 8:
+      case 0xc:
+        return neg;
+      case 9:
+      case 0xd:
+        return `!${neg}`;
+      case 0xe:
+        return `(${zero} || ${neg})`;
+      case 0xf:
+        return `!(${zero} || ${neg})`;
+    }
+    return null;
+  }
+  if (p.kind === "sub") {
+    if (sz === 8) {
+      const ult = `((${ah} >>> 0) < (${bh} >>> 0) || (${ah} === ${bh} && (${a} >>> 0) < (${b} >>> 0)))`;
+      const slt = `(${ah} < ${bh} || (${ah} === ${bh} && (${a} >>> 0) < (${b} >>> 0)))`;
+      const eq = `(${a} === ${b} && ${ah} === ${bh})`;
+      switch (cc) {
+        case 2:
+          return ult;
+        case 3:
+          return `!${ult}`;
+        case 4:
+          return eq;
+        case 5:
+          return `!${eq}`;
+        case 6:
+          return `(${ult} || ${eq})`;
+        case 7:
+          return `!(${ult} || ${eq})`;
+        case 0xc:
+          return slt;
+        case 0xd:
+          return `!${slt}`;
+        case 0xe:
+          return `(${slt} || ${eq})`;
+        case 0xf:
+          return `!(${slt} || ${eq})`;
+      }
+      return null;
+    }
+    switch (cc) {
+      case 2:
+        return `((${a} >>> 0) < (${b} >>> 0))`;
+      case 3:
+        return `((${a} >>> 0) >= (${b} >>> 0))`;
+      case 4:
+        return `(${a} === ${b})`;
+      case 5:
+        return `(${a} !== ${b})`;
+      case 6:
+        return `((${a} >>> 0) <= (${b} >>> 0))`;
+      case 7:
+        return `((${a} >>> 0) > (${b} >>> 0))`;
+      case 8:
+        return `(${sx(r, sz)} < 0)`;
+      case 9:
+        return `(${sx(r, sz)} >= 0)`;
+      case 0xc:
+        return `(${sx(a, sz)} < ${sx(b, sz)})`;
+      case 0xd:
+        return `(${sx(a, sz)} >= ${sx(b, sz)})`;
+      case 0xe:
+        return `(${sx(a, sz)} <= ${sx(b, sz)})`;
+      case 0xf:
+        return `(${sx(a, sz)} > ${sx(b, sz)})`;
+    }
+    return null;
+  }
+  // add
+  const zero = sz === 8 ? `((${r} | ${rh}) === 0)` : `(${r} === 0)`;
+  if (cc === 4) return zero;
+  if (cc === 5) return `!${zero}`;
+  if (cc === 8) return sz === 8 ? `(${rh} < 0)` : `(${r} < 0)`;
+  if (cc === 9) return sz === 8 ? `(${rh} >= 0)` : `(${r} >= 0)`;
+  return null;
+}
