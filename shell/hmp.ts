@@ -517,6 +517,11 @@ export class HmpSession {
         () => m.infoIrq ? m.infoIrq() : "IRQ statistics not available.\n",
       ),
       plain(
+        "jit",
+        "show dynamic compiler info",
+        () => m.infoJit ? m.infoJit() : "JIT information is only available with accel=tcg\n",
+      ),
+      plain(
         "kvm",
         "show KVM information",
         () => `kvm support: ${m.accel === "kvm" ? "enabled" : "disabled"}\n`,

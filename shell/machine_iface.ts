@@ -217,6 +217,8 @@ export interface MachineIface {
   infoNetwork?(): string;
   /** `info pic` text (PIC pair, then IOAPIC). */
   infoPic?(): string;
+  /** `info jit` text (software CPU). */
+  infoJit?(): string;
   /** `info irq` text. */
   infoIrq?(): string;
   /** `info lapic [apic-id]` text for vCPU `cpu`. */

@@ -301,6 +301,7 @@ async function makeAccelerator(
           log: (m) =>
             log.has("unimp") || log.has("guest_errors") || log.has("int") ? log.print(m) : undefined,
           logInterrupts: log.has("int"),
+          jit: a.jit !== false,
           ...(log.has("in_asm") ? { inAsm: (line: string) => log.print(line) } : {}),
           // An async stat parks the event loop briefly so sockets and stdin are served during guest runs.
           pollHost: () => Deno.stat("/"),

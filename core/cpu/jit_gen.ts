@@ -94,7 +94,15 @@ export class JitGen {
   rip = 0;
   idx = 0;
 
-  constructor(u8: Uint8Array, off: number, limit: number, rip: number, long: boolean, csBase: number, ssB: boolean) {
+  constructor(
+    u8: Uint8Array,
+    off: number,
+    limit: number,
+    rip: number,
+    long: boolean,
+    csBase: number,
+    ssB: boolean,
+  ) {
     this.u8 = u8;
     this.pos = off;
     this.startPos = off;
@@ -761,7 +769,9 @@ export class JitGen {
     }
     const [dv, dvh] = this.readE(dst, sz);
     const a = this.tmp("a"), ah = this.tmp("ah"), bb = this.tmp("b"), bbh = this.tmp("bh");
-    this.emit(`const ${a} = ${dv}, ${ah} = ${sz === 8 ? dvh : "0"}, ${bb} = ${sv}, ${bbh} = ${sz === 8 ? svh : "0"};`);
+    this.emit(
+      `const ${a} = ${dv}, ${ah} = ${sz === 8 ? dvh : "0"}, ${bb} = ${sv}, ${bbh} = ${sz === 8 ? svh : "0"};`,
+    );
     const res = this.tmp("r"), rh = this.tmp("rh");
     const inline = (sz === 4 || sz === 8) && op !== 2 && op !== 3;
     if (!inline) {
@@ -964,7 +974,9 @@ export class JitGen {
       const [v, vh] = this.readE(m.op, sz);
       // CMOV with a 32-bit operand zero-extends the destination even when the condition is false.
       const t = this.tmp(), th = this.tmp();
-      this.emit(`const ${t} = ${k} ? ${v} : ${this.reg(sz, m.reg)}, ${th} = ${k} ? ${vh} : ${this.regHi(sz, m.reg)};`);
+      this.emit(
+        `const ${t} = ${k} ? ${v} : ${this.reg(sz, m.reg)}, ${th} = ${k} ? ${vh} : ${this.regHi(sz, m.reg)};`,
+      );
       this.emit(this.setReg(sz, m.reg, t, th));
       return 1;
     }
@@ -995,7 +1007,9 @@ export class JitGen {
         this.mayFault();
         const [v, vh] = this.readE(m.op, sz);
         const t = this.tmp();
-        this.emit(`const ${t} = H.imul2(c, ${sz}, ${this.reg(sz, m.reg)}, ${this.regHi(sz, m.reg)}, ${v}, ${vh});`);
+        this.emit(
+          `const ${t} = H.imul2(c, ${sz}, ${this.reg(sz, m.reg)}, ${this.regHi(sz, m.reg)}, ${v}, ${vh});`,
+        );
         this.emit(this.setReg(sz, m.reg, t, "c.hi"));
         return 1;
       }

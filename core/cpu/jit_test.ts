@@ -73,11 +73,22 @@ Deno.test("JIT: a guest store into a page holding a translated block invalidates
   const f = CODE + 0x40;
   ram.write(f, new Uint8Array([0xb8, 41, 0, 0, 0, 0xc3]));
   const prog = [
-    0xe8, ...le32(f - (CODE + 5)), // call f
-    0x48, 0x83, 0xc0, 0x01, // add rax, 1  (CODE+5)
-    0x48, 0x89, 0xc3, // mov rbx, rax (CODE+9)
-    0xc6, 0x04, 0x25, ...le32(f + 1), 99, // mov byte [f+1], 99 (CODE+12)
-    0xe8, ...le32(f - (CODE + 25)), // call f (CODE+20)
+    0xe8,
+    ...le32(f - (CODE + 5)), // call f
+    0x48,
+    0x83,
+    0xc0,
+    0x01, // add rax, 1  (CODE+5)
+    0x48,
+    0x89,
+    0xc3, // mov rbx, rax (CODE+9)
+    0xc6,
+    0x04,
+    0x25,
+    ...le32(f + 1),
+    99, // mov byte [f+1], 99 (CODE+12)
+    0xe8,
+    ...le32(f - (CODE + 25)), // call f (CODE+20)
     0xf4,
   ];
   ram.write(CODE, new Uint8Array(prog));
@@ -143,7 +154,19 @@ Deno.test("JIT: chained blocks (a loop and a call/ret) compute what the interpre
   setReg(c, 4, 0x8000n);
   // xor eax, eax; mov ecx, 1000; L: call f; dec ecx; jnz L; hlt;  f: add rax, rcx; ret
   const f = CODE + 0x20;
-  const prog = [0x31, 0xc0, 0xb9, ...le32(1000), 0xe8, ...le32(f - (CODE + 12)), 0xff, 0xc9, 0x75, 0xf7, 0xf4];
+  const prog = [
+    0x31,
+    0xc0,
+    0xb9,
+    ...le32(1000),
+    0xe8,
+    ...le32(f - (CODE + 12)),
+    0xff,
+    0xc9,
+    0x75,
+    0xf7,
+    0xf4,
+  ];
   ram.write(CODE, new Uint8Array(prog));
   ram.write(f, new Uint8Array([0x48, 0x01, 0xc8, 0xc3]));
   const jit = attachJit(c, 4);
@@ -164,8 +187,31 @@ Deno.test("JIT runs 32-bit protected-mode code (flat segments) like the interpre
     // mov ecx, 300; xor eax, eax; L: lea eax, [eax+ecx*2]; push eax; pop edx; movzx ebx, dl; sub eax, ebx;
     // cmp ecx, 150; setb bl; dec ecx; jnz L; ud2 (no IDT: triple fault ends the run)
     const prog = [
-      0xb9, ...le32(300), 0x31, 0xc0, 0x8d, 0x04, 0x48, 0x50, 0x5a, 0x0f, 0xb6, 0xda, 0x29, 0xd8,
-      0x81, 0xf9, ...le32(150), 0x0f, 0x92, 0xc3, 0x49, 0x75, 0xea, 0x0f, 0x0b,
+      0xb9,
+      ...le32(300),
+      0x31,
+      0xc0,
+      0x8d,
+      0x04,
+      0x48,
+      0x50,
+      0x5a,
+      0x0f,
+      0xb6,
+      0xda,
+      0x29,
+      0xd8,
+      0x81,
+      0xf9,
+      ...le32(150),
+      0x0f,
+      0x92,
+      0xc3,
+      0x49,
+      0x75,
+      0xea,
+      0x0f,
+      0x0b,
     ];
     ram.write(0x100000, new Uint8Array(prog));
     accel.init(board, linux64EntryState(ram, 0x100000));

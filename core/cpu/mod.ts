@@ -28,6 +28,7 @@ import {
 import { Cpu, CpuFault, CS, DS, ES, EXC_NMI, F_IF, FS, GS, LDTR, SS, TR } from "./cpu.ts";
 import { Interp } from "./interp.ts";
 import { Jit } from "./jit.ts";
+import { formatJitInfo } from "./jit_info.ts";
 import { deliver, raise } from "./system.ts";
 
 export { Cpu, CpuFault } from "./cpu.ts";
@@ -96,6 +97,13 @@ export class SoftCpuAccelerator implements Accelerator {
   /** The JIT's block cache (null before init), for `info jit` and tests. */
   get jit(): Jit | null {
     return this.#jit;
+  }
+
+  /** `info jit` text. */
+  infoJit(): string {
+    const j = this.#jit;
+    if (!j) return "JIT not initialised\n";
+    return formatJitInfo(j.stats, this.icount, j.enabled);
   }
 
   /** Turn the JIT on or off for every vCPU (takes effect at the next block boundary). */
