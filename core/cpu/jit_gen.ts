@@ -45,6 +45,8 @@ interface Pending {
   bh: string;
   r: string;
   rh: string;
+  /** inc/dec: expression of the carry flag kept from before (0/1). */
+  cf?: string;
 }
 
 /** Memory or register operand of a ModRM byte. */
@@ -183,20 +185,28 @@ export class JitGen {
     return this.startRip + (this.pos - this.startPos);
   }
 
-  /** Emit the pending flag stores. */
-  flush(): void {
+  /** The stores that make the pending flags architectural ("" when none). */
+  flushCode(): string {
     const p = this.pend;
-    if (!p) return;
-    this.pend = null;
-    const op = p.kind === "sub" ? 2 : p.kind === "add" ? 1 : 7;
-    let s = `c.ccOp = ${op}; c.ccSz = ${p.sz}; c.ccR = ${p.r};`;
+    if (!p) return "";
+    const op = p.kind === "sub" ? 2 : p.kind === "add" ? 1 : p.kind === "inc" ? 5 : p.kind === "dec" ? 6 : 7;
+    // inc/dec keep CF: read it (from the Cpu, or the earlier pending operands) before anything is stored.
+    let s = p.cf !== undefined ? `c.ccAux = ${p.cf}; ` : "";
+    s += `c.ccOp = ${op}; c.ccSz = ${p.sz}; c.ccR = ${p.r};`;
     if (p.sz === 8) s += ` c.ccRh = ${p.rh};`;
     if (op === 7) s += " c.ccAux = 0;";
     else {
       s += ` c.ccA = ${p.a}; c.ccB = ${p.b};`;
       if (p.sz === 8) s += ` c.ccAh = ${p.ah}; c.ccBh = ${p.bh};`;
     }
-    this.emit(s);
+    return s;
+  }
+
+  /** Emit the pending flag stores. */
+  flush(): void {
+    if (!this.pend) return;
+    this.emit(this.flushCode());
+    this.pend = null;
   }
 
   /** Before an instruction that may fault: flags stored, fault index recorded. */
@@ -251,7 +261,12 @@ export class JitGen {
 
   // ------------------------------------------------------------ memory
 
-  /** Emit a load of size sz from linear address local `la` into fresh locals; returns [lo, hi]. */
+  /**
+   * Emit a load of size sz from linear address local `la` into fresh locals; returns [lo, hi]. The Cpu's
+   * access methods hold the software-TLB fast path (V8 inlines them into a hot block); a miss walks the page
+   * tables and may fault. (An inline copy of the TLB probe here measured no faster and made every block's
+   * source, and so its compile time, about twice as large.)
+   */
   load(sz: number, la: string): [string, string] {
     const v = this.tmp("v");
     if (sz === 8) {
@@ -269,7 +284,7 @@ export class JitGen {
   }
 
   /** Decode ModRM (+SIB/disp); memory operands get their linear address in a local. Null: unsupported. */
-  modrm(immBytes: number): { op: Operand; reg: number } | null {
+  modrm(immBytes: number, noLa = false): { op: Operand; reg: number } | null {
     const m = this.b8();
     const mod = m >> 6, rmv = m & 7;
     const reg = ((m >> 3) & 7) | this.rexR;
@@ -315,12 +330,10 @@ export class JitGen {
         op.ripAbs = abs;
         parts.push(String(abs));
       } else if (disp !== 0 || (base < 0 && index < 0)) parts.push(String(disp));
-      if (base >= 0) parts.push(`(r[${base + 16}] * ${TWO32} + (r[${base}] >>> 0))`);
-      if (index >= 0) {
-        parts.push(`(r[${index + 16}] * ${TWO32} + (r[${index}] >>> 0))${scale ? ` * ${1 << scale}` : ""}`);
-      }
+      if (base >= 0) parts.push(`G(r, ${base})`);
+      if (index >= 0) parts.push(`G(r, ${index})${scale ? ` * ${1 << scale}` : ""}`);
       if (s >= 4) parts.push(`c.segBase[${s}]`);
-      this.emit(`const ${la} = ${parts.join(" + ")};`);
+      if (!noLa) this.emit(`const ${la} = ${parts.join(" + ")};`);
       return { op, reg };
     }
     const parts: string[] = [];
@@ -329,6 +342,7 @@ export class JitGen {
     if (base >= 0) parts.push(`r[${base}]`);
     if (index >= 0) parts.push(scale ? `(r[${index}] << ${scale})` : `r[${index}]`);
     op.ea32 = `((${parts.join(" + ")}) >>> 0)`;
+    if (noLa) return { op, reg };
     if (this.long) {
       this.emit(`const ${la} = ${op.ea32}${s >= 4 ? ` + c.segBase[${s}]` : ""};`);
     } else this.emit(`const ${la} = (${op.ea32} + c.segBase[${s}]) >>> 0;`);
@@ -358,15 +372,19 @@ export class JitGen {
     if (this.long) {
       if (sz !== 8) return false;
       const l = this.tmp("sl"), nh = this.tmp("sh");
+      const la = this.tmp("la");
       this.emit(`const ${l} = (r[4] >>> 0) - 8, ${nh} = ${l} < 0 ? (r[20] - 1) | 0 : r[20];`);
-      this.emit(`c.wr64(${nh} * ${TWO32} + ((${l} | 0) >>> 0), ${lo}, ${hi});`);
+      this.emit(`const ${la} = ${nh} * ${TWO32} + ((${l} | 0) >>> 0);`);
+      this.store(8, la, lo, hi);
       this.emit(`r[4] = ${l} | 0; r[20] = ${nh};`);
       return true;
     }
     if (!this.ssB || sz !== 4) return false;
     const e = this.tmp("sp");
     this.emit(`const ${e} = (r[4] - 4) | 0;`);
-    this.emit(`c.wr32(((${e} >>> 0) + c.segBase[2]) >>> 0, ${lo});`);
+    const la = this.tmp("la");
+    this.emit(`const ${la} = ((${e} >>> 0) + c.segBase[2]) >>> 0;`);
+    this.store(4, la, lo, "0");
     this.emit(`r[4] = ${e};`);
     return true;
   }
@@ -375,15 +393,17 @@ export class JitGen {
   pop(sz: number, extra = 0): [string, string] | null {
     if (this.long) {
       if (sz !== 8) return null;
-      const v = this.tmp("v"), h = this.tmp("h"), l = this.tmp("sl");
-      this.emit(`const ${v} = c.rd64(r[20] * ${TWO32} + (r[4] >>> 0)), ${h} = c.hi;`);
+      const l = this.tmp("sl"), la = this.tmp("la");
+      this.emit(`const ${la} = G(r, 4);`);
+      const [v, h] = this.load(8, la);
       this.emit(`const ${l} = (r[4] >>> 0) + ${8 + extra};`);
       this.emit(`r[4] = ${l} | 0; r[20] = (r[20] + (${l} >= ${TWO32} ? 1 : 0)) | 0;`);
       return [v, h];
     }
     if (!this.ssB || sz !== 4) return null;
-    const v = this.tmp("v");
-    this.emit(`const ${v} = c.rd32(((r[4] >>> 0) + c.segBase[2]) >>> 0);`);
+    const la = this.tmp("la");
+    this.emit(`const ${la} = ((r[4] >>> 0) + c.segBase[2]) >>> 0;`);
+    const [v] = this.load(4, la);
     this.emit(`r[4] = (r[4] + ${4 + extra}) | 0;`);
     return [v, "0"];
   }
@@ -588,7 +608,7 @@ export class JitGen {
         return 1;
       }
       case 0x8d: {
-        const m = this.modrm(0);
+        const m = this.modrm(0, true);
         if (!m || m.op.isReg) return 0;
         return this.lea(sz, m.op, m.reg);
       }
@@ -632,8 +652,9 @@ export class JitGen {
         const ssz = this.long ? 8 : 4;
         const t = this.tmp();
         if (this.long) {
-          const v = this.tmp(), h = this.tmp();
-          this.emit(`const ${v} = c.rd64(r[20] * ${TWO32} + (r[4] >>> 0)), ${h} = c.hi;`);
+          const la = this.tmp("la");
+          this.emit(`const ${la} = G(r, 4);`);
+          const [v, h] = this.load(8, la);
           this.emit(`const ${t} = ${h} * ${TWO32} + (${v} >>> 0);`);
           this.emit(`if (${t} < -140737488355328 || ${t} >= 140737488355328) H.gp0();`);
           const l = this.tmp();
@@ -661,15 +682,17 @@ export class JitGen {
         if (sz === 2) return 0;
         this.mayFault();
         if (this.long) {
-          const v = this.tmp(), h = this.tmp(), l = this.tmp();
-          this.emit(`const ${v} = c.rd64(r[21] * ${TWO32} + (r[5] >>> 0)), ${h} = c.hi;`);
+          const l = this.tmp(), la = this.tmp("la");
+          this.emit(`const ${la} = G(r, 5);`);
+          const [v, h] = this.load(8, la);
           this.emit(`const ${l} = (r[5] >>> 0) + 8;`);
           this.emit(`r[4] = ${l} | 0; r[20] = (r[21] + (${l} >= ${TWO32} ? 1 : 0)) | 0;`);
           this.emit(`r[5] = ${v}; r[21] = ${h};`);
         } else {
           if (!this.ssB) return 0;
-          const v = this.tmp();
-          this.emit(`const ${v} = c.rd32(((r[5] >>> 0) + c.segBase[2]) >>> 0);`);
+          const la = this.tmp("la");
+          this.emit(`const ${la} = ((r[5] >>> 0) + c.segBase[2]) >>> 0;`);
+          const [v] = this.load(4, la);
           this.emit(`r[4] = (r[5] + 4) | 0; r[5] = ${v};`);
         }
         return 1;
@@ -720,12 +743,17 @@ export class JitGen {
     const t = this.target(next + rel);
     if (t === null) return 0;
     const e = this.cond(cc);
-    const k = this.tmp("k");
-    this.emit(`const ${k} = ${e};`);
-    this.flush();
-    this.emit(`if (${k}) { c.rip = ${t}; return ${this.idx + 1}; }`);
-    this.emit(`c.rip = ${next}; return ${this.idx + 1};`);
-    return 2;
+    if (this.idx + 1 >= MAX_BLOCK_INSNS || this.limit - this.pos < 16) {
+      const k = this.tmp("k");
+      this.emit(`const ${k} = ${e};`);
+      this.flush();
+      this.emit(`if (${k}) { c.rip = ${t}; return ${this.idx + 1}; }`);
+      this.emit(`c.rip = ${next}; return ${this.idx + 1};`);
+      return 2;
+    }
+    // Side exit when taken; the block goes on with the fall-through (pending flags stay in locals).
+    this.emit(`if (${e}) { ${this.flushCode()} c.rip = ${t}; return ${this.idx + 1}; }`);
+    return 1;
   }
 
   /** ALU forms 00-3D (form = opcode & 7). */
@@ -911,6 +939,7 @@ export class JitGen {
     if (!m) return 0;
     if (regField < 2) {
       if (this.lock && m.op.isReg) return 0;
+      if (sz >= 4) return this.incDec(sz, m.op, regField === 0);
       this.mayFault();
       this.probeW(m.op, sz);
       const [v, vh] = this.readE(m.op, sz);
@@ -947,6 +976,32 @@ export class JitGen {
       return this.push(ssz, t, th) ? 1 : 0;
     }
     return 0;
+  }
+
+  /** Inline INC/DEC (32/64-bit): flags pending, CF carried over from the flags before. */
+  incDec(sz: number, op: Operand, inc: boolean): number {
+    if (!op.isReg) this.mayFault();
+    const prev = this.pend;
+    const cf = prev ? carryOf(prev) : "c.cf()";
+    const [v, vh] = this.readE(op, sz);
+    const a = this.tmp("a"), ah = this.tmp("ah"), res = this.tmp("r"), rh = this.tmp("rh");
+    this.emit(`const ${a} = ${v}, ${ah} = ${sz === 8 ? vh : "0"};`);
+    if (sz === 4) this.emit(`const ${res} = (${a} ${inc ? "+" : "-"} 1) | 0, ${rh} = 0;`);
+    else {
+      const l = this.tmp("l");
+      this.emit(`const ${l} = (${a} >>> 0) ${inc ? "+" : "-"} 1;`);
+      this.emit(
+        `const ${res} = ${l} | 0, ${rh} = (${ah} + (${l} >= ${TWO32} ? 1 : ${l} < 0 ? -1 : 0)) | 0;`,
+      );
+    }
+    this.writeE(op, sz, res, rh);
+    if (prev === null && !op.isReg) {
+      // The flags are in the Cpu already (mayFault stored them): read CF now, before any later store.
+      const k = this.tmp("cf");
+      this.emit(`const ${k} = c.cf();`);
+      this.pend = { kind: inc ? "inc" : "dec", sz, a, ah, b: "1", bh: "0", r: res, rh, cf: k };
+    } else this.pend = { kind: inc ? "inc" : "dec", sz, a, ah, b: "1", bh: "0", r: res, rh, cf };
+    return 1;
   }
 
   insn0f(b: number): number {
@@ -1030,6 +1085,28 @@ function lockable(b: number, modrm: number): boolean {
   if (b === 0xfe || b === 0xff) return ((modrm >> 3) & 7) < 2;
   if (b === 0xf6 || b === 0xf7) return ((modrm >> 3) & 7) === 2 || ((modrm >> 3) & 7) === 3;
   return b === 0x86 || b === 0x87;
+}
+
+/** CF (0/1) of pending flags as an expression over their locals. */
+function carryOf(p: Pending): string {
+  const { sz, a, ah, b, bh, r, rh } = p;
+  switch (p.kind) {
+    case "logic":
+      return "0";
+    case "inc":
+    case "dec":
+      return p.cf as string;
+    case "sub":
+      if (sz === 8) {
+        return `((${ah} >>> 0) < (${bh} >>> 0) || (${ah} === ${bh} && (${a} >>> 0) < (${b} >>> 0)) ? 1 : 0)`;
+      }
+      return `((${a} >>> 0) < (${b} >>> 0) ? 1 : 0)`;
+    default:
+      if (sz === 8) {
+        return `((${rh} >>> 0) < (${ah} >>> 0) || (${rh} === ${ah} && (${r} >>> 0) < (${a} >>> 0)) ? 1 : 0)`;
+      }
+      return `((${r} >>> 0) < (${a} >>> 0) ? 1 : 0)`;
+  }
 }
 
 function sx(e: string, sz: number): string {

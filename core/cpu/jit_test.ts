@@ -183,7 +183,7 @@ Deno.test("JIT runs 32-bit protected-mode code (flat segments) like the interpre
   let jitInsns = 0;
   for (const on of [false, true]) {
     const { board, ram } = makeHarnessBoard({ ramBytes: 4 << 20 });
-    const accel = new SoftCpuAccelerator({ jit: on });
+    const accel = new SoftCpuAccelerator({ jit: on, jitHot: 4 });
     // mov ecx, 300; xor eax, eax; L: lea eax, [eax+ecx*2]; push eax; pop edx; movzx ebx, dl; sub eax, ebx;
     // cmp ecx, 150; setb bl; dec ecx; jnz L; ud2 (no IDT: triple fault ends the run)
     const prog = [

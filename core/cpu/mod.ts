@@ -54,6 +54,8 @@ export interface SoftCpuOptions {
    * every instruction: the reference behaviour. Tracing and `-d in_asm` always interpret.
    */
   jit?: boolean;
+  /** Visits of a branch target before the JIT compiles it (default jit.ts JIT_HOT; benchmarks, tests). */
+  jitHot?: number;
   /** Host milliseconds to run before yielding to the event loop (default 4). */
   sliceMs?: number;
   /**
@@ -130,7 +132,7 @@ export class SoftCpuAccelerator implements Accelerator {
     board.msi = null;
     this.#cpus = [];
     this.#interps = [];
-    const jit = new Jit(board.phys.u8.length);
+    const jit = new Jit(board.phys.u8.length, this.#opts.jitHot);
     jit.enabled = this.#opts.jit !== false && !this.#opts.trace && !this.#opts.inAsm;
     this.#jit = jit;
     // Device DMA into guest RAM invalidates translated code it overwrites (core/memory.ts GuestRam.onWrite).
