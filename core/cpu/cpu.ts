@@ -290,6 +290,8 @@ export class Cpu {
   codePages: Uint8Array | null = null;
   /** This vCPU's index in the JIT. */
   jitIndex = 0;
+  /** Set when a store invalidated translated code: the running block exits after that instruction. */
+  smc = false;
   /** Set by the JIT when a block stopped before an instruction it does not translate: re-enter after it. */
   jitAfter = false;
   /** Called for a store into a page marked in codePages (u8 offset, bytes). */

@@ -24,7 +24,7 @@ import { JitGen } from "./jit_gen.ts";
 
 const TWO32 = 4294967296;
 /** Visits of a branch target before it is translated. */
-export const JIT_HOT = 200;
+export const JIT_HOT = 1000;
 /** Most blocks kept before the cache is flushed. */
 const MAX_BLOCKS = 32768;
 /** Per-vCPU lookup table size (direct mapped by linear rip). */
@@ -108,7 +108,7 @@ class VcpuTable {
   readonly gen = new Int32Array(SLOTS);
   readonly mask = new Uint8Array(SLOTS);
   readonly blk: (Block | null)[] = new Array(SLOTS).fill(null);
-  readonly hot = new Uint8Array(SLOTS);
+  readonly hot = new Uint16Array(SLOTS);
 }
 
 /** The block cache shared by all vCPUs of one machine. */
@@ -158,7 +158,15 @@ export class Jit {
   #write(off: number, len: number): void {
     const cp = this.codePages;
     const first = Math.floor(off / 4096), last = Math.floor((off + Math.max(len, 1) - 1) / 4096);
-    for (let p = first; p <= last && p < cp.length; p++) if (cp[p]) this.invalidatePage(p);
+    let hit = false;
+    for (let p = first; p <= last && p < cp.length; p++) {
+      if (cp[p]) {
+        this.invalidatePage(p);
+        hit = true;
+      }
+    }
+    // A block running now may hold code from that page: it leaves after the storing instruction.
+    if (hit) { for (const c of this.#cpus) c.smc = true; }
   }
 
   /** Drop every block on physical page p (u8 offset / 4096). */
@@ -199,6 +207,7 @@ export class Jit {
     let total = 0;
     let prev: Block | null = null;
     const gen = c.tlbGen;
+    c.smc = false;
     while (total < budget) {
       let lin: number, mode: number;
       if (c.long64) {
@@ -244,9 +253,16 @@ export class Jit {
   #lookup(c: Cpu, t: VcpuTable, lin: number, mode: number, gen: number): Block | null {
     const h = (lin >= -2147483648 && lin < 2147483648 ? lin : lin % 2147483648) & (SLOTS - 1);
     const exMask = c.exMask;
-    if (t.lin[h] === lin && t.gen[h] === gen && t.mask[h] === exMask) {
+    const same = t.lin[h] === lin && t.gen[h] === gen && t.mask[h] === exMask;
+    if (same) {
       const b = t.blk[h];
-      if (b !== null && b.valid) return b;
+      if (b !== null) {
+        if (b.valid) return b;
+      } else if (t.hot[h] + 1 < this.hot) {
+        // Cold and still counting visits: no further look-up.
+        t.hot[h]++;
+        return null;
+      }
     }
     // Where is this code? Through the TLB only (a miss lets the interpreter walk and fault precisely).
     const vpn = Math.floor(lin / 4096);
@@ -258,24 +274,24 @@ export class Jit {
     const key = off * 4 + mode;
     let b = this.#byKey.get(key) ?? null;
     if (b === null) {
-      if (this.#none.has(key)) {
-        c.jitAfter = true;
-        return null;
-      }
-      // Count visits per slot; a different rip in the slot restarts the count.
-      const n = t.lin[h] === lin ? t.hot[h] + 1 : 1;
-      if (n < this.hot) {
-        t.hot[h] = n;
+      if (!same) {
+        // First visit here (in this slot): start counting.
         t.lin[h] = lin;
         t.gen[h] = gen;
         t.mask[h] = exMask;
         t.blk[h] = null;
-        return null;
+        t.hot[h] = 1;
+        if (this.hot > 1) return null;
       }
       t.hot[h] = 0;
+      if (this.#none.has(key)) {
+        c.jitAfter = true;
+        return null;
+      }
       b = this.#translate(c, off, key, mode, lin);
       if (b === null) {
         this.#none.add(key);
+        c.jitAfter = true;
         return null;
       }
     }

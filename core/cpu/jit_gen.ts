@@ -80,6 +80,8 @@ export class JitGen {
   out: string[] = [];
   pend: Pending | null = null;
   rips: number[] = [];
+  /** The current instruction writes memory. */
+  stored = false;
   #id = 0;
   // Per-instruction decode state.
   opsz = 4;
@@ -124,6 +126,7 @@ export class JitGen {
       if (this.limit - this.pos < 16) break;
       const save = this.out.length, savePos = this.pos, savePend = this.pend, saveId = this.#id;
       this.rip = rip;
+      this.stored = false;
       const r = this.insn();
       if (r === 0) {
         this.out.length = save;
@@ -135,6 +138,12 @@ export class JitGen {
       }
       this.rips.push(rip);
       rip = this.nextRip();
+      if (this.stored && r === 1) {
+        // The store may have hit code translated into this very block: leave right after it (cpu.ts smc).
+        this.emit(
+          `if (c.smc) { ${this.flushCode()} c.smc = false; c.rip = ${rip}; return ${this.idx + 1}; }`,
+        );
+      }
       this.idx++;
       if (r === 2) {
         ended = true;
@@ -279,6 +288,7 @@ export class JitGen {
   }
 
   store(sz: number, la: string, lo: string, hi: string): void {
+    this.stored = true;
     if (sz === 8) this.emit(`c.wr64(${la}, ${lo}, ${hi});`);
     else this.emit(`c.wr${sz * 8}(${la}, ${lo});`);
   }
@@ -707,6 +717,7 @@ export class JitGen {
         if (this.long) {
           if (!this.push(8, String(ret | 0), String(Math.floor(ret / TWO32)))) return 0;
         } else if (!this.push(4, String(ret | 0), "0")) return 0;
+        if (this.follow(target, true)) return 1;
         this.exitTo(String(target));
         return 2;
       }
@@ -716,6 +727,7 @@ export class JitGen {
         const rel = b === 0xeb ? this.i8() : this.i32();
         const target = this.target(this.nextRip() + rel);
         if (target === null) return 0;
+        if (this.follow(target, false)) return 1;
         this.exitTo(String(target));
         return 2;
       }
@@ -727,6 +739,19 @@ export class JitGen {
         return this.group45(b === 0xfe ? 1 : sz);
     }
     return 0;
+  }
+
+  /**
+   * Trace through a direct JMP/CALL whose target lies in the block's own page (so the page's write tracking
+   * covers it): decoding continues there. Backward jumps end the block (loops go through the dispatcher).
+   */
+  follow(target: number, call: boolean): boolean {
+    const page = Math.floor(this.startRip / 4096) * 4096;
+    if (target < page || target >= page + 4096) return false;
+    if (!call && target <= this.nextRip()) return false;
+    if (this.idx + 1 >= MAX_BLOCK_INSNS) return false;
+    this.pos = this.startPos + (target - this.startRip);
+    return true;
   }
 
   /** A direct branch target, canonical-checked (64-bit) or truncated (32-bit); null: let the interpreter fault. */
