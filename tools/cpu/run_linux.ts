@@ -1,15 +1,15 @@
 /**
  * Development script: boot the default guest's kernel on the software CPU with the harness board
- * (no devices): `deno run -A core/cpu/run_linux.ts [vmlinux|bzImage] [seconds] [extra cmdline]`.
+ * (no devices): `deno run -A tools/cpu/run_linux.ts [vmlinux|bzImage] [seconds] [extra cmdline]`.
  * Prints the serial console, MIPS, and the last instructions on a triple fault or timeout.
  * @module
  */
-import { loadLinux } from "../boot/mod.ts";
-import { guestFile } from "../host/guest_files.ts";
-import { makeHarnessBoard } from "./harness.ts";
-import { SoftCpuAccelerator } from "./mod.ts";
-import { VirtualClock } from "../clock.ts";
-import type { LocalApicPort } from "../accel.ts";
+import { loadLinux } from "../../core/boot/mod.ts";
+import { guestFile } from "../../core/host/guest_files.ts";
+import { makeHarnessBoard } from "../../core/cpu/harness.ts";
+import { SoftCpuAccelerator } from "../../core/cpu/mod.ts";
+import { VirtualClock } from "../../core/clock.ts";
+import type { LocalApicPort } from "../../core/accel.ts";
 
 const kernelName = Deno.args[0] ?? "vmlinux";
 const seconds = Number(Deno.args[1] ?? 20);
@@ -64,7 +64,7 @@ let ri = 0;
 const accel = new SoftCpuAccelerator({
   log: (m) => console.error(`[cpu] ${m}`),
   logInterrupts: Deno.env.get("CPU_LOG_INT") === "1",
-  translate: Deno.env.get("CPU_JIT") === "1",
+  jit: Deno.env.get("CPU_JIT") !== "0",
   sample: (_cpu, rip) => {
     if (sampler) samples.push(rip);
     if (stopAt && accel.cpus[0].icount >= stopAt) accel.requestStop();
@@ -94,9 +94,7 @@ console.error(
     (n / dt / 1e6).toFixed(1)
   } MIPS`,
 );
-console.error(
-  `[cpu] translated blocks: ${accel.translatedBlocks}, invalidated ${accel.invalidatedBlocks}, ${accel.translatedInstructions} instructions in blocks`,
-);
+console.error(`[cpu] ${accel.infoJit().trimEnd().replaceAll("\n", "\n[cpu] ")}`);
 const r = accel.registers(0);
 console.error(
   `[cpu] rip=${r.gpr.rip.toString(16)} rsp=${r.gpr.rsp.toString(16)} cr0=${r.cr.cr0.toString(16)} cr3=${
