@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { formatCliError, isCliAction, parseCommandLine } from "./cli.ts";
-import { MICROVM_DEVICES } from "../devices/microvm.ts";
-import { makeHarnessBoard } from "../core/cpu/harness.ts";
-import { linux64EntryState } from "../core/boot/bzimage.ts";
-import { SoftCpuAccelerator } from "../core/cpu/mod.ts";
+import { formatCliError, isCliAction, parseCommandLine } from "./mod.ts";
+import { MICROVM_DEVICES } from "../../devices/microvm.ts";
+import { makeHarnessBoard } from "../../core/cpu/harness.ts";
+import { linux64EntryState } from "../../core/boot/bzimage.ts";
+import { SoftCpuAccelerator } from "../../core/cpu/mod.ts";
 
 const parse = (argv: string[]) => parseCommandLine(argv, "microvm.ts", { devices: MICROVM_DEVICES });
 
