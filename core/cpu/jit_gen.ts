@@ -82,6 +82,10 @@ export class JitGen {
   rips: number[] = [];
   /** The current instruction writes memory. */
   stored = false;
+  /** Guest code bytes decoded; a followed JMP/CALL records its own length in tracedLen. */
+  bytes = 0;
+  traced = false;
+  tracedLen = 0;
   #id = 0;
   // Per-instruction decode state.
   opsz = 4;
@@ -127,6 +131,7 @@ export class JitGen {
       const save = this.out.length, savePos = this.pos, savePend = this.pend, saveId = this.#id;
       this.rip = rip;
       this.stored = false;
+      const at = this.pos;
       const r = this.insn();
       if (r === 0) {
         this.out.length = save;
@@ -137,6 +142,8 @@ export class JitGen {
         break;
       }
       this.rips.push(rip);
+      this.bytes += this.traced ? this.tracedLen : this.pos - at;
+      this.traced = false;
       rip = this.nextRip();
       if (this.stored && r === 1) {
         // The store may have hit code translated into this very block: leave right after it (cpu.ts smc).
@@ -156,7 +163,7 @@ export class JitGen {
       this.flush();
       this.out.push(`c.rip = ${rip}; return ${n};`);
     }
-    return { src: this.out.join("\n"), n, len: this.pos - this.startPos, rips: this.rips, stopped };
+    return { src: this.out.join("\n"), n, len: this.bytes, rips: this.rips, stopped };
   }
 
   // ------------------------------------------------------------ small helpers
@@ -750,6 +757,8 @@ export class JitGen {
     if (target < page || target >= page + 4096) return false;
     if (!call && target <= this.nextRip()) return false;
     if (this.idx + 1 >= MAX_BLOCK_INSNS) return false;
+    this.traced = true;
+    this.tracedLen = this.nextRip() - this.rip;
     this.pos = this.startPos + (target - this.startRip);
     return true;
   }
