@@ -76,6 +76,10 @@ export interface Block {
   /** Physical page index (u8 offset / 4096) holding the code, and the cache key. */
   page: number;
   key: number;
+  /** Linear address it was translated for (its rip constants are absolute), and the next block of the same
+   * physical code translated for another linear address (a page mapped twice, e.g. the vDSO). */
+  lin: number;
+  alias: Block | null;
   valid: boolean;
   n: number;
   stopped: boolean;
@@ -273,6 +277,7 @@ export class Jit {
     if (mode !== 1 && c.segBase[CS] !== 0) return null;
     const key = off * 4 + mode;
     let b = this.#byKey.get(key) ?? null;
+    while (b !== null && b.lin !== lin) b = b.alias;
     if (b === null) {
       if (!same) {
         // First visit here (in this slot): start counting.
@@ -332,6 +337,8 @@ export class Jit {
       fn,
       page,
       key,
+      lin,
+      alias: this.#byKey.get(key) ?? null,
       valid: true,
       n: gb.n,
       stopped: gb.stopped,

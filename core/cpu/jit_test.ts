@@ -237,6 +237,23 @@ Deno.test("JIT runs 32-bit protected-mode code (flat segments) like the interpre
   assert.ok(jitInsns > 1500, `only ${jitInsns} instructions in translated code`);
 });
 
+Deno.test("JIT: one physical page run at two linear addresses gets rip-relative values right at each", () => {
+  const { c, it, ram } = longModeCpu();
+  ram.writeU64(0x2008, 0x83n | 4n); // a second 1 GiB mapping of physical 0 at linear 0x40000000
+  c.flushTlb();
+  setReg(c, 4, 0x8000n);
+  const jit = attachJit(c, 1);
+  // lea rax, [rip+0]; call next; next: pop rbx; hlt
+  ram.write(CODE, new Uint8Array([0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xe8, 0, 0, 0, 0, 0x5b, 0xf4]));
+  for (const base of [0, 0x40000000, 0]) {
+    c.rip = CODE + base;
+    runLoop(c, it, jit);
+    assert.equal(getReg(c, 0), BigInt(CODE + base + 7), `lea at +${base.toString(16)}`);
+    assert.equal(getReg(c, 3), BigInt(CODE + base + 12), `return address at +${base.toString(16)}`);
+  }
+  assert.ok(jit.stats.translated >= 2);
+});
+
 function le32(v: number): number[] {
   return [v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >>> 24) & 0xff];
 }
