@@ -247,6 +247,7 @@ Deno.test("JIT: one physical page run at two linear addresses gets rip-relative 
   ram.write(CODE, new Uint8Array([0x48, 0x8d, 0x05, 0, 0, 0, 0, 0xe8, 0, 0, 0, 0, 0x5b, 0xf4]));
   for (const base of [0, 0, 0x40000000, 0x40000000, 0]) {
     c.rip = CODE + base;
+    c.fetchOff(CODE + base); // the JIT enters code through the TLB only
     runLoop(c, it, jit);
     assert.equal(getReg(c, 0), BigInt(CODE + base + 7), `lea at +${base.toString(16)}`);
     assert.equal(getReg(c, 3), BigInt(CODE + base + 12), `return address at +${base.toString(16)}`);
