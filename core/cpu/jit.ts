@@ -131,6 +131,8 @@ export class Jit {
     jitInsns: 0,
     failed: 0,
   };
+  /** Development aid: set to a Map to count the code bytes blocks stopped before (unhandled opcodes). */
+  stops: Map<string, number> | null = null;
   /** 1 where the physical page (u8 offset / 4096) holds translated code. */
   readonly codePages: Uint8Array;
   readonly #byKey = new Map<number, Block>();
@@ -315,6 +317,13 @@ export class Jit {
     const rip = mode === 1 ? lin : c.rip;
     const g = new JitGen(c.u8, off, limit, rip, mode === 1, 0, mode === 2);
     const gb = g.build();
+    const stopAt = gb === null ? off : gb.stopped ? g.stopPos : -1;
+    if (stopAt >= 0 && this.stops !== null) {
+      const k = Array.from(c.u8.subarray(stopAt, stopAt + 4), (x) => x.toString(16).padStart(2, "0")).join(
+        " ",
+      );
+      this.stops.set(k, (this.stops.get(k) ?? 0) + 1);
+    }
     if (gb === null) {
       this.stats.failed++;
       return null;

@@ -82,6 +82,8 @@ export class JitGen {
   rips: number[] = [];
   /** The current instruction writes memory. */
   stored = false;
+  /** u8 offset of the instruction the block stopped before (when it did). */
+  stopPos = -1;
   /** Guest code bytes decoded; a followed JMP/CALL records its own length in tracedLen. */
   bytes = 0;
   traced = false;
@@ -138,6 +140,7 @@ export class JitGen {
         this.pos = savePos;
         this.pend = savePend;
         this.#id = saveId;
+        this.stopPos = savePos;
         stopped = true;
         break;
       }
@@ -470,6 +473,18 @@ export class JitGen {
   /** Decode and emit one instruction: 0 unsupported (nothing consumed), 1 continue, 2 block ended. */
   insn(): number {
     const b = this.prefixes();
+    if (this.rep === 1) {
+      // ENDBR64/ENDBR32 (CET landing pads at function entries) are NOPs here; REP RET is RET.
+      const u = this.u8, p = this.pos;
+      if (b === 0x0f && u[p] === 0x1e && (u[p + 1] === 0xfa || u[p + 1] === 0xfb)) {
+        this.pos += 2;
+        return 1;
+      }
+      if (b === 0xc3) {
+        this.rep = 0;
+        return this.insn1(b);
+      }
+    }
     if (this.rep && b !== 0x0f) return 0;
     if (this.lock && !lockable(b, this.u8[this.pos])) return 0;
     if (b === 0x0f) return this.insn0f(this.b8());
