@@ -101,6 +101,7 @@ export class JitGen extends JitEmitter {
       return 1;
     }
     if (b >= 0x70 && b <= 0x7f) {
+      if (sz === 2) return 0; // a 16-bit operand size truncates the target: the interpreter does that
       const t = this.i8();
       return this.jcc(b & 15, t);
     }
