@@ -290,6 +290,8 @@ export interface VmConfig {
   plugins: PluginConfig[];
   icount?: IcountConfig;
   pidfile?: string;
+  /** -incoming URI or "defer": wait for a migration stream instead of booting (shell/migration/). */
+  incoming?: string;
   /** -trace patterns (accepted; tracing prints a warning when unsupported). */
   trace: string[];
   /** -L directories (accepted, ignored: no firmware is loaded). */

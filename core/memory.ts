@@ -91,6 +91,8 @@ export class GuestRam implements GuestMemory {
    * may be written): the software CPU's JIT drops translated code there (DMA into code). Null: no cost.
    */
   onWrite: ((off: number, len: number) => void) | null = null;
+  /** Live migration's dirty log (one byte per backing page), or null: device writes set it. */
+  dirty: Uint8Array | null = null;
 
   constructor(opts: GuestRamOptions) {
     const size = opts.size;
@@ -156,6 +158,7 @@ export class GuestRam implements GuestMemory {
   clear(): void {
     this.onWrite?.(0, this.size);
     this.u8.fill(0, 0, this.size);
+    this.dirty?.fill(1);
   }
 
   /** Backing offset of [gpa, gpa+len) if wholly inside one RAM window, else -1. Overflow-safe. */
@@ -187,12 +190,21 @@ export class GuestRam implements GuestMemory {
     if (o < 0) return false;
     this.onWrite?.(o, data.length);
     this.u8.set(data, o);
+    if (this.dirty !== null) this.#mark(o, data.length);
     return true;
   }
   view(gpa: number, len: number): Uint8Array | null {
     const o = this.translate(gpa, len);
-    if (o >= 0) this.onWrite?.(o, len);
-    return o < 0 ? null : this.u8.subarray(o, o + len);
+    if (o < 0) return null;
+    this.onWrite?.(o, len);
+    // A view may be written through: count it as written (conservative).
+    if (this.dirty !== null) this.#mark(o, len);
+    return this.u8.subarray(o, o + len);
+  }
+  #mark(o: number, len: number): void {
+    const d = this.dirty!;
+    const e = Math.min(d.length, (o + Math.max(len, 1) + 4095) >>> 12);
+    for (let p = o >>> 12; p < e; p++) d[p] = 1;
   }
   readU8(gpa: number): number {
     const o = this.translate(gpa, 1);
@@ -215,6 +227,7 @@ export class GuestRam implements GuestMemory {
     if (o < 0) return false;
     this.onWrite?.(o, 1);
     this.u8[o] = v;
+    if (this.dirty !== null) this.dirty[o >>> 12] = 1;
     return true;
   }
   writeU16(gpa: number, v: number): boolean {
@@ -222,6 +235,7 @@ export class GuestRam implements GuestMemory {
     if (o < 0) return false;
     this.onWrite?.(o, 2);
     this.#dv.setUint16(o, v, true);
+    if (this.dirty !== null) this.#mark(o, 2);
     return true;
   }
   writeU32(gpa: number, v: number): boolean {
@@ -229,6 +243,7 @@ export class GuestRam implements GuestMemory {
     if (o < 0) return false;
     this.onWrite?.(o, 4);
     this.#dv.setUint32(o, v >>> 0, true);
+    if (this.dirty !== null) this.#mark(o, 4);
     return true;
   }
   writeU64(gpa: number, v: number | bigint): boolean {
@@ -236,6 +251,7 @@ export class GuestRam implements GuestMemory {
     if (o < 0) return false;
     this.onWrite?.(o, 8);
     this.#dv.setBigUint64(o, BigInt.asUintN(64, typeof v === "bigint" ? v : BigInt(Math.trunc(v))), true);
+    if (this.dirty !== null) this.#mark(o, 8);
     return true;
   }
 }

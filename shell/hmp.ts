@@ -6,6 +6,7 @@
  * @module
  */
 import { UserError } from "../core/types.ts";
+import { formatInfoMigrate, migrationHmpCommands } from "./migration/monitor.ts";
 import type { CpuView, MachineIface } from "./machine_iface.ts";
 import { deviceHelp, deviceListHelp, LOG_ITEMS } from "./cli/help.ts";
 import { parseQemuOpts } from "./options.ts";
@@ -537,6 +538,7 @@ export class HmpSession {
         help: "physical memory dump starting at 'addr'",
         run: (a) => this.#dump(a, true),
       },
+      ...migrationHmpCommands(() => m.migration),
     ];
     return cmds;
   }
@@ -683,6 +685,7 @@ export class HmpSession {
           return `${m.versionPackage.startsWith(v) ? "" : v}${m.versionPackage}\n`;
         },
       ),
+      plain("migrate", "show migration status", () => m.migration ? formatInfoMigrate(m.migration) : ""),
     ];
     // info block accepts arguments; relax its check.
     t[0].run = (a) => this.#infoBlock(a.trim());

@@ -12,12 +12,22 @@
  */
 import type { CpuRegisters } from "../core/accel.ts";
 import type { DeviceRegistry } from "../core/config.ts";
+import type { MigrationController } from "./migration/migrate.ts";
 
 /** QEMU RunState names (qapi/run-state.json) that this machine can be in. */
-export type RunState = "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" | "debug";
+export type RunState =
+  | "prelaunch"
+  | "running"
+  | "paused"
+  | "shutdown"
+  | "internal-error"
+  | "debug"
+  | "inmigrate"
+  | "postmigrate"
+  | "finish-migrate";
 
 /** Events the machine emits (QMP event names). */
-export type MachineEventName = "STOP" | "RESUME" | "RESET" | "SHUTDOWN";
+export type MachineEventName = "STOP" | "RESUME" | "RESET" | "SHUTDOWN" | "MIGRATION";
 
 /**
  * A machine event. `data` is QMP's event data as QEMU sends it:
@@ -269,6 +279,9 @@ export interface MachineIface {
   // --- debugging ------------------------------------------------------------------------------------
   /** HMP `gdbserver [DEV|none]`: start (or stop) the gdb server; returns the line QEMU prints. */
   gdbserver?(device: string | undefined): string;
+  // --- migration -------------------------------------------------------------------------------------
+  /** migrate, migrate-incoming, query-migrate… (shell/migration/); absent without a runner. */
+  migration?: MigrationController;
 
   // --- logging ----------------------------------------------------------------------------------------
   /** Enable exactly these -d items (`log guest_errors,unimp`; `log none` passes []); names are checked against LOG_ITEMS (shell/cli/help.ts) first. */

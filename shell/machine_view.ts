@@ -4,6 +4,7 @@
  * @module
  */
 import { type CpuRegisters, GPR_NAMES } from "../core/accel.ts";
+import type { MigrationController } from "./migration/migrate.ts";
 import type { DeviceRegistry } from "../core/config.ts";
 import { formatIrqStats } from "../core/irq.ts";
 import { UserError } from "../core/types.ts";
@@ -348,6 +349,10 @@ export class MachineView implements MachineIface {
     if (m.pic) s += formatIrqStats("isa-i8259", counts.slice(0, 16));
     s += formatIrqStats("ioapic", counts);
     return s;
+  }
+
+  get migration(): MigrationController {
+    return this.#r.migration;
   }
 
   get plugins(): MachineIface["plugins"] {

@@ -10,6 +10,7 @@ import type { MachineEvent, MachineIface, QomObject } from "./machine_iface.ts";
 import { HmpSession, QEMU_VERSION } from "./hmp.ts";
 import { qomListTypes } from "../devices/qom_types.ts";
 import { type JsonMessage, JsonStreamer, qemuJsonString } from "./qmp_json.ts";
+import { migrationQmpCommands } from "./migration/monitor.ts";
 
 /** QMP error classes (qapi/error.json). */
 export type QmpErrorClass =
@@ -447,6 +448,9 @@ export class QmpSession {
       }
       return {};
     });
+    for (const [name, c] of Object.entries(migrationQmpCommands(() => m.migration))) {
+      add(name, c.params, c.run);
+    }
     return t;
   }
 }

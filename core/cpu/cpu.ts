@@ -145,6 +145,8 @@ export class Cpu {
   atBranch = true;
   /** Instructions retired. */
   icount = 0;
+  /** Dirty log (one byte per backing page, live migration) or null: writes then fill the TLB only for dirty pages. */
+  dirty: Uint8Array | null = null;
 
   // Debugger hooks (core/cpu/debug.ts); null when no watchpoint is set.
   /** Called on every slow-path data access (acc 0 read, 1 write) with its linear address. */
@@ -740,6 +742,7 @@ export class Cpu {
     const cp = this.codePages;
     if (cp !== null && cp[Math.floor(base / 4096)]) perm &= ~(P_KW | P_UW);
     if (this.dbgPages !== null) perm &= ~(this.dbgPages.get(vpn) ?? 0);
+    if (this.dirty !== null && this.dirty[base >>> 12] === 0) perm &= ~(P_KW | P_UW);
     const i = vpn & TLB_MASK;
     this.tlbTag[i] = vpn;
     this.tlbOff[i] = base;
@@ -764,6 +767,7 @@ export class Cpu {
         this.codeWrite(base + o, 4);
         this.dv.setInt32(base + o, v, true);
       }
+      if (this.dirty !== null) this.dirty[base >>> 12] = 1;
       return;
     }
     this.physWrSlow(pa, 4, v);
@@ -807,6 +811,7 @@ export class Cpu {
       if (this.phys.isReadOnly(gpn)) return;
       const p = base + o;
       this.codeWrite(p, sz);
+      if (this.dirty !== null) this.dirty[p >>> 12] = 1;
       if (sz === 1) this.u8[p] = v;
       else if (sz === 2) this.dv.setUint16(p, v, true);
       else this.dv.setInt32(p, v, true);

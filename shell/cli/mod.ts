@@ -71,7 +71,7 @@ export function formatCliError(prog: string, err: Error): string {
 const OPTIONS_WITH_ARG = new Set((
   "machine M accel cpu smp m kernel initrd append serial chardev device drive global netdev " +
   "nic monitor qmp qmp-pretty mon qtest qtest-log name rtc d D plugin icount pidfile trace " +
-  "bios L k vga boot display uuid gdb fsdev virtfs"
+  "bios L k vga boot display uuid gdb fsdev virtfs incoming"
 ).split(" "));
 const OPTIONS_NO_ARG = new Set((
   "enable-kvm nodefaults no-user-config nographic no-reboot no-shutdown S version h help " +
@@ -80,7 +80,7 @@ const OPTIONS_NO_ARG = new Set((
 /** QEMU options we recognise (so arguments are consumed correctly) but refuse. */
 const UNSUPPORTED_WITH_ARG = new Set((
   "hda hdb hdc hdd cdrom fda fdb mtdblock sd pflash blockdev snapshot-file numa object " +
-  "usbdevice parallel debugcon vnc spice loadvm incoming readconfig set option-rom " +
+  "usbdevice parallel debugcon vnc spice loadvm readconfig set option-rom " +
   "audiodev audio tpmdev net mem-path add-fd sandbox smbios acpitable fw_cfg " +
   "watchdog-action action overcommit compat msg seed dfilter semihosting-config g rotate " +
   "echr prom-env runas chroot dump-vmstate iscsi"
@@ -394,6 +394,9 @@ function handleOption(
       p.icount = { loc, value: [...(p.icount?.value ?? []), ...o.pairs] };
       return;
     }
+    case "incoming":
+      cfg.incoming = arg;
+      return;
     case "pidfile":
       cfg.pidfile = arg;
       return;
