@@ -193,13 +193,13 @@ export class Jit {
 
   /** Drop everything (cache full, memory topology changed, reset). */
   flush(): void {
+    if (this.#byKey.size > 0) this.stats.flushes++;
     for (const b of this.#byKey.values()) b.valid = false;
     this.#byKey.clear();
     this.#byPage.clear();
     this.#none.clear();
     this.codePages.fill(0);
     this.stats.blocks = 0;
-    this.stats.flushes++;
     for (const t of this.#tables) t.blk.fill(null);
   }
 
