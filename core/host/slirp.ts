@@ -38,6 +38,8 @@ import { type HostFwd, inetAton, parseHostFwd, parseHostFwdKey, type SlirpSettin
 export const LIBSLIRP_MISSING = "-netdev user: libslirp not found (install the libslirp0 package)";
 /** Longest poll(2) wait, ms. */
 export const POLL_MAX_MS = 1000;
+/** Poll rounds served in a row without yielding to the event loop. */
+const SYNC_ROUNDS = 8;
 /** Retry interval while the NIC cannot take queued frames, ms. */
 export const RETRY_MS = 2;
 /** Bytes of frames held for a NIC that cannot take them. */
@@ -482,6 +484,7 @@ export class SlirpBackend implements NetBackend {
   async #pump(): Promise<void> {
     const s = this.#lib.symbols;
     const drain = new Uint8Array(8);
+    let syncRounds = 0;
     while (!this.#closed) {
       this.#flushToGuest();
       if (this.#toGuest.length > 0) {
@@ -506,7 +509,16 @@ export class SlirpBackend implements NetBackend {
       // Wake-ups that came before this fill are already reflected in it.
       this.#woken = false;
       this.#libc.symbols.read(this.#wakeFd, drain, 8n);
-      const n = await this.#libc.symbols.poll(this.#pollBuf, BigInt(this.#nfds), timeout);
+      // Descriptors already ready are served at once (poll with timeout 0 on this thread, a few rounds in a
+      // row at most); only when nothing is ready does the wait go off-thread, which yields to the event loop.
+      // The vCPU loop lets the event loop poll host I/O only every few ms, so one round per turn would cap
+      // how much crosses per turn.
+      let n = syncRounds < SYNC_ROUNDS ? this.#libc.symbols.pollNow(this.#pollBuf, BigInt(this.#nfds), 0) : 0;
+      if (n > 0) syncRounds++;
+      else {
+        syncRounds = 0;
+        n = await this.#libc.symbols.poll(this.#pollBuf, BigInt(this.#nfds), timeout);
+      }
       if (this.#closed) break;
       if (this.#pollView.getInt16(6, true) & POLLIN) {
         this.#libc.symbols.read(this.#wakeFd, drain, 8n);
