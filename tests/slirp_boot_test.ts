@@ -194,6 +194,22 @@ Deno.test({
     const http = httpServer();
     const fwdPort = freePort();
     const hosts = hostsEntry();
+    // guestfwd target: the guest's connections to 10.0.2.100:1234 arrive here.
+    const gfwd = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const gfwdPort = (gfwd.addr as Deno.NetAddr).port;
+    const gfwdData = (async () => {
+      const c = await gfwd.accept();
+      const dec = new TextDecoder();
+      const buf = new Uint8Array(4096);
+      let text = "";
+      while (!text.includes("\n")) {
+        const n = await c.read(buf).catch(() => null);
+        if (n === null) break;
+        text += dec.decode(buf.subarray(0, n), { stream: true });
+      }
+      c.close();
+      return text;
+    })().catch((e) => `accept failed: ${e}`);
     let vm: Proc | undefined;
     try {
       const cmd = [
@@ -201,6 +217,7 @@ Deno.test({
         `nslookup ${hosts.name} 10.0.2.3`,
         `wget -q -O /tmp/f.bin http://10.0.2.2:${http.port}/f.bin`,
         "echo GUEST-FETCH rc=$? $(wc -c </tmp/f.bin) $(sha256sum </tmp/f.bin)",
+        "echo GUEST-GFWD-HELLO | timeout 5 nc 10.0.2.100 1234",
         "mkdir /www",
         "dd if=/dev/urandom of=/www/g.bin bs=1024 count=64 2>/dev/null",
         "echo GUEST-SERVE $(sha256sum </www/g.bin)",
@@ -212,7 +229,7 @@ Deno.test({
       vm = vmm(
         env,
         `user,id=n0,hostfwd=tcp:127.0.0.1:${fwdPort}-:8080,hostname=mvtguest,domainname=test.example,` +
-          "dnssearch=a.example,dnssearch=b.example",
+          `dnssearch=a.example,dnssearch=b.example,guestfwd=tcp:10.0.2.100:1234-tcp:127.0.0.1:${gfwdPort}`,
         cmd,
       );
       const served = await vm.waitFor(/GUEST-SERVE ([0-9a-f]{64}) -/, BOOT_TIMEOUT_MS);
@@ -245,6 +262,8 @@ Deno.test({
         ),
         explain(r.out),
       );
+      // guestfwd: what the guest wrote to 10.0.2.100:1234 reached the host connection.
+      assert.equal(await gfwdData, "GUEST-GFWD-HELLO\n");
       // Guest → host: 10.0.2.2 is the host's 127.0.0.1.
       const want = await sha256Hex(http.body);
       assert.equal(tagged(r.out, "GUEST-FETCH"), `GUEST-FETCH rc=0 ${FILE_BYTES} ${want} -`, explain(r.out));
@@ -259,6 +278,7 @@ Deno.test({
       vm?.kill();
       await vm?.done;
       await http.server.shutdown();
+      gfwd.close();
       await cleanup();
     }
   },

@@ -303,13 +303,20 @@ export class SlirpBackend implements NetBackend {
     const target = g.connect!;
     let conn: Deno.TcpConn | null = null;
     const pendingOut: Uint8Array[] = [];
+    let chain: Promise<void> = Promise.resolve();
+    // Writes complete in order and in full (a write may take only part of a buffer).
+    const send = (c: Deno.TcpConn, d: Uint8Array) => {
+      chain = chain.then(async () => {
+        for (let o = 0; o < d.length;) o += await c.write(d.subarray(o));
+      }).catch(() => {});
+    };
     const write = new Deno.UnsafeCallback(
       { parameters: ["pointer", "usize", "pointer"], result: "isize" } as const,
       (buf, len) => {
         const n = Number(len);
         if (buf === null || n <= 0) return 0n;
         const data = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(buf, n)).slice();
-        if (conn) conn.write(data).catch(() => {});
+        if (conn) send(conn, data);
         else pendingOut.push(data);
         return BigInt(n);
       },
@@ -322,13 +329,14 @@ export class SlirpBackend implements NetBackend {
       if (this.#closed) return c.close();
       conn = c;
       this.#guestFwdConns.push(c);
-      for (const d of pendingOut.splice(0)) await c.write(d).catch(() => {});
+      for (const d of pendingOut.splice(0)) send(c, d);
       const buf = new Uint8Array(16384);
       for (;;) {
         const n = await c.read(buf).catch(() => null);
         if (n === null || this.#closed) break;
         let off = 0;
         while (off < n && !this.#closed) {
+          // Room in the guest connection's buffer (0 also while the guest has not connected yet).
           const room = Number(this.#lib.symbols.slirp_socket_can_recv(this.#slirp, gaddr, g.port));
           if (room <= 0) {
             await new Promise((res) => setTimeout(res, RETRY_MS));
@@ -341,7 +349,13 @@ export class SlirpBackend implements NetBackend {
         }
       }
     }, (e) => {
-      this.#onGuestError(`guestfwd ${g.text}: ${errText(e)}`);
+      const line = `microvm.ts: -netdev user: guestfwd '${g.text}': cannot connect to ` +
+        `${target.host}:${target.port}: ${errText(e)}\n`;
+      try {
+        Deno.stderr.writeSync(new TextEncoder().encode(line));
+      } catch {
+        // stderr gone: nothing to report to
+      }
     });
   }
 
