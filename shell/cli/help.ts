@@ -220,6 +220,10 @@ Debug/Expert options:
 -qtest dev       qtest protocol on char device 'dev' (unix:path, stdio, ...)
 -qtest-log file  log the qtest protocol to 'file'
 -S               freeze CPU at startup (use 'c' to start execution)
+-gdb dev         accept gdb connection on 'dev'. (QEMU defaults to starting
+                 the guest without waiting for gdb to connect; use -S too
+                 if you want it to not start execution.)
+-s               shorthand for -gdb tcp::1234
 -no-reboot       exit instead of rebooting
 -no-shutdown     stop before shutdown
 -nodefaults      don't create default devices
