@@ -222,14 +222,6 @@ export function openBlockFile(path: string, o: BlockFileOptions = {}): BlockFile
       `Failed to get ${writable ? "" : "shared "}"write" lock: is another process using the image [${path}]?`,
     );
   }
-  // QEMU's own protocol (OFD byte locks) as well, so that QEMU and microvm.ts see each other.
-  const ofd = lockImage(path, writable);
-  if (ofd && "conflict" in ofd) {
-    file.unlockSync();
-    file.close();
-    throw new UserError(`${ofd.conflict}: is another process using the image [${path}]?`);
-  }
-  if (ofd) imageLocks.set(file, ofd);
   if (format === undefined && size >= 4) {
     const head = new Uint8Array(4);
     try {
@@ -245,5 +237,13 @@ export function openBlockFile(path: string, o: BlockFileOptions = {}): BlockFile
       );
     }
   }
+  // QEMU's own protocol (OFD byte locks) as well, so that QEMU and microvm.ts see each other.
+  const ofd = lockImage(path, writable);
+  if (ofd && "conflict" in ofd) {
+    file.unlockSync();
+    file.close();
+    throw new UserError(`${ofd.conflict}: is another process using the image [${path}]?`);
+  }
+  if (ofd) imageLocks.set(file, ofd);
   return new BlockFile(path, file, size, { ...o, readOnly: o.readOnly ?? false });
 }
