@@ -6,6 +6,7 @@
  * @module
  */
 import { UserError } from "../core/types.ts";
+import { formatInfoMigrate, migrationHmpCommands } from "./migration/monitor.ts";
 import type { CpuView, MachineIface } from "./machine_iface.ts";
 import { deviceHelp, deviceListHelp, LOG_ITEMS } from "./cli/help.ts";
 import { parseQemuOpts } from "./options.ts";
@@ -19,6 +20,7 @@ import {
   printc,
 } from "./hmp_format.ts";
 import { infoMem, infoTlb, virtRead } from "./hmp_mem.ts";
+import { infoUsernet, usernetCommands } from "./hmp_usernet.ts";
 
 /** The QEMU version this monitor speaks (QMP greeting, query-version, info version). */
 export const QEMU_VERSION = { micro: 0, minor: 2, major: 7 } as const;
@@ -367,6 +369,16 @@ export class HmpSession {
         },
       },
       {
+        name: "gdbserver",
+        params: "[device]",
+        help: "start gdbserver on given device (default 'tcp::1234'), stop with 'none'",
+        run: (a) => {
+          const dev = a.trim();
+          if (!m.gdbserver) return "gdbserver is not available\n";
+          return m.gdbserver(dev === "" ? undefined : dev);
+        },
+      },
+      {
         name: "help|?",
         params: "[cmd]",
         help: "show the help",
@@ -488,6 +500,22 @@ export class HmpSession {
         },
       },
       {
+        name: "balloon",
+        params: "target",
+        help: "request VM to change its memory allocation (in MB)",
+        run: (a) => {
+          const v = a.trim();
+          if (v === "") throw new UserError("Parameter 'value' is missing");
+          if (!/^-?\d+$/.test(v)) throw new UserError(`'${v}' is an invalid value`);
+          const b = m.balloon?.() ?? null;
+          if (b === null) throw new UserError("No balloon device has been activated");
+          const mb = Number(v);
+          if (mb <= 0) throw new UserError("Parameter 'target' expects a size");
+          b.setTarget(mb * 1024 * 1024);
+          return "";
+        },
+      },
+      {
         name: "system_reset",
         params: "",
         help: "reset the system",
@@ -497,6 +525,7 @@ export class HmpSession {
           return "";
         },
       },
+      ...usernetCommands(m),
       {
         name: "x",
         params: "/fmt addr",
@@ -509,6 +538,7 @@ export class HmpSession {
         help: "physical memory dump starting at 'addr'",
         run: (a) => this.#dump(a, true),
       },
+      ...migrationHmpCommands(() => m.migration),
     ];
     return cmds;
   }
@@ -554,6 +584,11 @@ export class HmpSession {
         "show the interrupts statistics (if available)",
         () => m.infoIrq ? m.infoIrq() : "IRQ statistics not available.\n",
       ),
+      plain("balloon", "show balloon information", () => {
+        const b = m.balloon?.() ?? null;
+        if (b === null) return "Error: No balloon device has been activated\n";
+        return `balloon: actual=${Math.floor(b.actualBytes / (1024 * 1024))}\n`;
+      }),
       plain(
         "kvm",
         "show KVM information",
@@ -636,6 +671,7 @@ export class HmpSession {
         "show virtual to physical memory mappings",
         () => infoTlb(this.#cur().registers(), (a, l) => m.memRead(a, l)),
       ),
+      plain("usernet", "show user network stack connection states", () => infoUsernet(m)),
       plain(
         "version",
         "show the version of QEMU",
@@ -644,6 +680,7 @@ export class HmpSession {
           return `${m.versionPackage.startsWith(v) ? "" : v}${m.versionPackage}\n`;
         },
       ),
+      plain("migrate", "show migration status", () => m.migration ? formatInfoMigrate(m.migration) : ""),
     ];
     // info block accepts arguments; relax its check.
     t[0].run = (a) => this.#infoBlock(a.trim());

@@ -10,6 +10,7 @@ import type { MachineEvent, MachineIface, QomObject } from "./machine_iface.ts";
 import { HmpSession, QEMU_VERSION } from "./hmp.ts";
 import { qomListTypes } from "../devices/qom_types.ts";
 import { type JsonMessage, JsonStreamer, qemuJsonString } from "./qmp_json.ts";
+import { migrationQmpCommands } from "./migration/monitor.ts";
 
 /** QMP error classes (qapi/error.json). */
 export type QmpErrorClass =
@@ -301,6 +302,19 @@ export class QmpSession {
     add("query-name", {}, () => (m.name !== undefined ? { name: m.name } : {}));
     add("query-uuid", {}, () => ({ UUID: m.uuid ?? NULL_UUID }));
     add("query-target", {}, () => ({ arch: "x86_64" }));
+    const balloon = () => {
+      const b = m.balloon?.() ?? null;
+      if (b === null) throw new QmpError("DeviceNotActive", "No balloon device has been activated");
+      return b;
+    };
+    add("balloon", { value: "int" }, (a) => {
+      const b = balloon();
+      // qmp_balloon: a target of zero or less is refused.
+      if ((a.value as number) <= 0) throw new QmpError("GenericError", "Parameter 'target' expects a size");
+      b.setTarget(a.value as number);
+      return {};
+    });
+    add("query-balloon", {}, () => ({ actual: balloon().actualBytes }));
     add("query-kvm", {}, () => ({ enabled: m.accel === "kvm", present: m.accel === "kvm" || kvmPresent() }));
     add("query-machines", { "compat-props": "bool?" }, () => [{
       "hotpluggable-cpus": false,
@@ -434,6 +448,9 @@ export class QmpSession {
       }
       return {};
     });
+    for (const [name, c] of Object.entries(migrationQmpCommands(() => m.migration))) {
+      add(name, c.params, c.run);
+    }
     return t;
   }
 }

@@ -38,6 +38,7 @@ async function run(
   return { code: st.code, out, err };
 }
 
+// deno-lint-ignore no-control-regex
 const plain = (s: string) => s.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").replace(/\r/g, "");
 
 Deno.test("-kernel/-initrd on devices fail at once with one line (no unbounded read)", async () => {
@@ -98,7 +99,7 @@ Deno.test("invalid property values are refused with QEMU's messages", async () =
 });
 
 Deno.test("HMP on stdio: nothing after quit runs; a full or closed stdout does not crash the VMM", async () => {
-  let r = await run([...B, "-kernel", kernel, "-monitor", "stdio"], { stdin: "print 1\nquit\nprint 2\n" });
+  const r = await run([...B, "-kernel", kernel, "-monitor", "stdio"], { stdin: "print 1\nquit\nprint 2\n" });
   assert.equal(r.code, 0, r.err);
   const out = plain(r.out);
   assert.ok(out.includes("0x1\n"), out);
