@@ -309,7 +309,9 @@ export class VmRunner implements MigrationHost {
   #shutdownRequest(guest: boolean, reason: string): void {
     this.onEvent?.({ event: "SHUTDOWN", data: { guest, reason } });
     if (this.config.noShutdown) {
-      if (this.runState === "running") this.accel?.requestStop();
+      // vm_stop(RUN_STATE_SHUTDOWN): only a running VM changes state (and emits STOP).
+      if (this.runState !== "running") return;
+      this.accel?.requestStop();
       this.clock.pause?.();
       this.runState = "shutdown";
       this.onEvent?.({ event: "STOP" });
