@@ -767,7 +767,9 @@ export class HmpSession {
         if (!b && physical) b = new Uint8Array(n); // address_space_read of nothing: zeros
         if (!b) {
           throw new UserError(
-            `Invalid addr 0x${BigInt.asUintN(64, addr.value).toString(16).padStart(16, "0")}/size ${len} specified`,
+            `Invalid addr 0x${
+              BigInt.asUintN(64, addr.value).toString(16).padStart(16, "0")
+            }/size ${len} specified`,
           );
         }
         buf.set(b, fill);
