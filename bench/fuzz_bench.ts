@@ -77,13 +77,17 @@ console.log(
 );
 console.log(`  hook on unrelated port ${m.hooked.toFixed(2)} ms  (${pct(m.hooked)})`);
 
-console.log(`\nfuzzer, all targets, seed 1, ${seconds} s each:`);
+console.log(`\nfuzzer, all targets, seed 1, ${seconds} s each (reset: in-memory snapshot vs system_reset):`);
 for (const coverage of ["v8", "state"] as const) {
-  const r = await new Fuzzer({ targets: [], seed: 1, timeSec: seconds, coverage }).run();
-  console.log(
-    `  ${coverage.padEnd(5)} ${(r.execs / (r.elapsedMs / 1000)).toFixed(0).padStart(5)} execs/s  ` +
-      `${
-        String(r.v8.blocks).padStart(5)
-      } V8 blocks  corpus ${r.corpus.length}  findings ${r.findings.length}`,
-  );
+  for (const reset of ["snapshot", "system"] as const) {
+    const r = await new Fuzzer({ targets: [], seed: 1, timeSec: seconds, coverage, reset }).run();
+    const ops = r.devices.reduce((n, d) => n + d.ops, 0);
+    const s = r.elapsedMs / 1000;
+    console.log(
+      `  ${coverage.padEnd(5)} ${reset.padEnd(8)} ${(r.execs / s).toFixed(0).padStart(6)} execs/s ` +
+        `${(ops / s).toFixed(0).padStart(8)} device ops/s  ${
+          String(r.v8.blocks).padStart(5)
+        } V8 blocks  corpus ${r.corpus.length}  findings ${r.findings.length}`,
+    );
+  }
 }
