@@ -4,7 +4,7 @@
  * state streamed into a fresh machine, then the same further traffic on both must leave equal states.
  */
 import assert from "node:assert/strict";
-import fc from "npm:fast-check@3.23.2";
+import fc from "fast-check";
 import { StateError } from "../core/types.ts";
 import { decodeValue, encodeValue } from "../core/snapshot/codec.ts";
 import { buildFuzzMachine, FUZZ_ARGV, type FuzzMachine } from "../plugins/fuzz/machine.ts";

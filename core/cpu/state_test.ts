@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import fc from "npm:fast-check@3.23.2";
+import fc from "fast-check";
 import { StateError } from "../types.ts";
 import { decodeValue, encodeValue } from "../snapshot/codec.ts";
 import { CPU_STATE_SKIP, loadCpuState, saveCpuState } from "./state.ts";

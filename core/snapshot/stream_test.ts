@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import fc from "npm:fast-check@3.23.2";
+import fc from "fast-check";
 import { UserError } from "../types.ts";
 import { decodeValue, encodeValue } from "./codec.ts";
 import { allPages, applyPages, DirtyLog, encodePages } from "./ram.ts";
