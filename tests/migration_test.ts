@@ -93,67 +93,79 @@ async function until(what: string, f: () => boolean, ms: number, p?: Proc): Prom
   }
 }
 
-/** One QMP round trip per command (new connection each time; events skipped). */
-async function qmp(path: string, cmds: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
-  const conn = await Deno.connect({ transport: "unix", path });
-  const r = conn.readable.getReader();
-  let buf = "";
-  let wait = 15_000;
-  const line = async (): Promise<string> => {
-    while (!buf.includes("\n")) {
-      // A client accepted before the monitor is attached gets no greeting: give up, reconnect (qmpReady).
+/** One QMP connection per VM, kept open (events skipped). */
+class Qmp {
+  #buf = "";
+  constructor(
+    readonly path: string,
+    readonly conn: Deno.UnixConn,
+    readonly r: ReadableStreamDefaultReader<Uint8Array>,
+  ) {}
+
+  /** Connect, retrying until the greeting arrives (the monitor may not be up yet). */
+  static async open(path: string, ms = 120_000): Promise<Qmp> {
+    const t = Date.now();
+    for (;;) {
+      let conn: Deno.UnixConn | null = null;
+      try {
+        conn = await Deno.connect({ transport: "unix", path });
+        const q = new Qmp(path, conn, conn.readable.getReader());
+        await q.#line(10_000);
+        await q.cmd("qmp_capabilities");
+        return q;
+      } catch (e) {
+        try {
+          conn?.close();
+        } catch { /* closed */ }
+        if (Date.now() - t > ms) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  async #line(ms: number): Promise<string> {
+    while (!this.#buf.includes("\n")) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const { value, done } = await Promise.race([
-        r.read(),
+        this.r.read(),
         new Promise<never>((_, rej) =>
-          timer = setTimeout(() => rej(new Error(`QMP timeout on ${path} (${JSON.stringify(cmds)})`)), wait)
+          timer = setTimeout(() => rej(new Error(`QMP timeout on ${this.path}`)), ms)
         ),
       ]).finally(() => clearTimeout(timer));
-      if (done) throw new Error("QMP closed");
-      buf += dec.decode(value);
+      if (done) throw new Error(`QMP closed on ${this.path}`);
+      this.#buf += dec.decode(value);
     }
-    const i = buf.indexOf("\n");
-    const l = buf.slice(0, i);
-    buf = buf.slice(i + 1);
+    const i = this.#buf.indexOf("\n");
+    const l = this.#buf.slice(0, i);
+    this.#buf = this.#buf.slice(i + 1);
     return l;
-  };
-  try {
-    await line();
-    wait = 60_000; // a loaded host: the source answers between migration batches
-  } catch (e) {
-    conn.close();
-    throw e;
   }
-  const res: Record<string, unknown>[] = [];
-  for (const c of [{ execute: "qmp_capabilities" }, ...cmds]) {
-    await conn.write(enc.encode(JSON.stringify(c) + "\n"));
-    let l: string;
-    do l = await line(); while (l.includes('"event"'));
-    res.push(JSON.parse(l));
-  }
-  r.releaseLock();
-  conn.close();
-  return res;
-}
 
-async function qmpReady(path: string, ms: number): Promise<void> {
-  const t = Date.now();
-  for (;;) {
-    try {
-      await qmp(path, []);
-      return;
-    } catch (e) {
-      if (Date.now() - t > ms) throw e;
-      await new Promise((r) => setTimeout(r, 100));
+  /** Run one command; returns its `return` member (throws on an error reply). */
+  async cmd(execute: string, args?: Record<string, unknown>): Promise<Record<string, unknown>> {
+    await this.conn.write(
+      enc.encode(JSON.stringify(args ? { execute, arguments: args } : { execute }) + "\n"),
+    );
+    for (;;) {
+      const l = await this.#line(60_000);
+      if (l.includes('"event"')) continue;
+      const j = JSON.parse(l);
+      if (j.error) throw new Error(`${execute}: ${j.error.desc}`);
+      return j.return;
     }
   }
+
+  close(): void {
+    try {
+      this.conn.close();
+    } catch { /* closed */ }
+  }
 }
 
-async function waitMigration(sock: string, ms: number): Promise<Record<string, unknown>> {
+async function waitMigration(q: Qmp, ms: number): Promise<Record<string, unknown>> {
   const t = Date.now();
   for (;;) {
-    const [, q] = await qmp(sock, [{ execute: "query-migrate" }]);
-    const ret = q.return as Record<string, unknown>;
+    const ret = await q.cmd("query-migrate");
     if (ret.status === "completed") return ret;
     if (ret.status === "failed" || Date.now() - t > ms) throw new Error(`migration: ${JSON.stringify(ret)}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -179,6 +191,7 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "mvm-mig-" });
     const procs: Proc[] = [];
+    const qmps: Qmp[] = [];
     try {
       // --- source: boot to the shell, start the counter ---
       const qa = `${dir}/a.sock`, qb = `${dir}/b.sock`;
@@ -195,33 +208,26 @@ Deno.test({
       );
       procs.push(b);
       console.log("source booted; destination listening");
-      await qmpReady(qb, 120_000);
-      const [, st0] = await qmp(qb, [{ execute: "query-status" }]);
-      assert.equal((st0.return as { status: string }).status, "inmigrate");
-      const [, caps] = await qmp(qa, [
-        {
-          execute: "migrate-set-capabilities",
-          arguments: { capabilities: [{ capability: "events", state: true }] },
-        },
-        { execute: "migrate-set-parameters", arguments: { "downtime-limit": 300 } },
-        { execute: "migrate", arguments: { uri: `tcp:127.0.0.1:${port}` } },
-      ]);
-      assert.deepEqual(caps.return, {});
+      const mb = await Qmp.open(qb);
+      const ma = await Qmp.open(qa);
+      qmps.push(ma, mb);
+      assert.equal((await mb.cmd("query-status")).status, "inmigrate");
+      await ma.cmd("migrate-set-capabilities", { capabilities: [{ capability: "events", state: true }] });
+      await ma.cmd("migrate-set-parameters", { "downtime-limit": 300 });
+      assert.deepEqual(await ma.cmd("migrate", { uri: `tcp:127.0.0.1:${port}` }), {});
       console.log("migrating");
-      const info = await waitMigration(qa, 120_000);
+      const info = await waitMigration(ma, 120_000);
       const ram = info.ram as Record<string, number>;
       assert.ok(ram.transferred > 1 << 20 && ram.total >= 512 << 20, JSON.stringify(info));
       assert.ok(typeof info.downtime === "number" && typeof info["setup-time"] === "number");
-      const [, sa] = await qmp(qa, [{ execute: "query-status" }]);
-      assert.equal((sa.return as { status: string }).status, "postmigrate");
+      assert.equal((await ma.cmd("query-status")).status, "postmigrate");
       await until(
         "the destination to run",
         () => b.out().length > 0 && counters(b.out()).length >= 5,
         60_000,
         b,
       );
-      const [, sb] = await qmp(qb, [{ execute: "query-status" }]);
-      assert.equal((sb.return as { status: string }).status, "running");
+      assert.equal((await mb.cmd("query-status")).status, "running");
       // No counter value lost or repeated across the switch-over.
       const ca = counters(a.out()), cb = counters(b.out());
       const all = [...ca, ...cb];
@@ -232,15 +238,15 @@ Deno.test({
         `live: ${ram.transferred} bytes, ${ram["dirty-sync-count"]} rounds, downtime ${info.downtime} ms, ` +
           `counter ${ca[0]}..${ca.at(-1)} on the source, ${cb[0]}.. on the destination`,
       );
-      await qmp(qa, [{ execute: "quit" }]);
+      await ma.cmd("quit");
 
       // --- the destination stops the counter, migrates to a file, a third process restores it ---
       await b.type("kill $!; echo stopped-$((5*5))\n");
       await until("the counter to stop", () => b.out().includes("stopped-25"), 60_000, b);
       const file = `${dir}/vm.bin`;
-      await qmp(qb, [{ execute: "migrate", arguments: { uri: `file:${file}` } }]);
-      await waitMigration(qb, 60_000);
-      await qmp(qb, [{ execute: "quit" }]);
+      await mb.cmd("migrate", { uri: `file:${file}` });
+      await waitMigration(mb, 60_000);
+      await mb.cmd("quit");
       const size = Deno.statSync(file).size;
       assert.ok(size > 1 << 20 && size < 128 << 20, `stream is ${size} bytes`);
 
@@ -284,6 +290,7 @@ Deno.test({
         assert.ok(!d.out().includes("never-9"), `${what}: the guest ran`);
       }
     } finally {
+      for (const q of qmps) q.close();
       for (const p of procs) {
         try {
           p.child.kill();
