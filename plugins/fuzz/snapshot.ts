@@ -46,7 +46,7 @@ export function restoreFuzzSnapshot(fm: FuzzMachine, snap: FuzzSnapshot): void {
   fm.disks.forEach((disk: MemDisk, i) => disk.restoreFrom(snap.disks[i]));
   fm.vm.gsi.reset();
   fm.clock.restore(snap.clockNs);
-  loadBoardState(fm.vm, snap.board);
+  loadBoardState(fm.vm, snap.board, { rollback: false });
   fm.findings.length = 0;
   fm.opIndex = 0;
 }
