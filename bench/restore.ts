@@ -74,49 +74,82 @@ async function until(f: () => boolean, ms: number, what: string): Promise<void> 
   }
 }
 
-async function qmp(path: string, cmds: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
-  const t = Date.now();
-  for (;;) {
-    try {
-      const conn = await Deno.connect({ transport: "unix", path });
-      const r = conn.readable.getReader();
-      let buf = "";
-      const line = async () => {
-        while (!buf.includes("\n")) {
-          const { value, done } = await r.read();
-          if (done) throw new Error("closed");
-          buf += dec.decode(value);
-        }
-        const i = buf.indexOf("\n");
-        const l = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        return l;
-      };
-      await line();
-      const res: Record<string, unknown>[] = [];
-      for (const c of [{ execute: "qmp_capabilities" }, ...cmds]) {
-        await conn.write(enc.encode(JSON.stringify(c) + "\n"));
-        let l: string;
-        do l = await line(); while (l.includes('"event"'));
-        res.push(JSON.parse(l));
+/** One QMP connection per VM, kept open (events skipped). */
+class Qmp {
+  #buf = "";
+  constructor(
+    readonly path: string,
+    readonly conn: Deno.UnixConn,
+    readonly r: ReadableStreamDefaultReader<Uint8Array>,
+  ) {}
+
+  /** Connect, retrying until the greeting arrives (the monitor may not be up yet). */
+  static async open(path: string, ms = 120_000): Promise<Qmp> {
+    const t = Date.now();
+    for (;;) {
+      let conn: Deno.UnixConn | null = null;
+      try {
+        conn = await Deno.connect({ transport: "unix", path });
+        const q = new Qmp(path, conn, conn.readable.getReader());
+        await q.#line(10_000);
+        await q.cmd("qmp_capabilities");
+        return q;
+      } catch (e) {
+        try {
+          conn?.close();
+        } catch { /* closed */ }
+        if (Date.now() - t > ms) throw e;
+        await new Promise((r) => setTimeout(r, 200));
       }
-      r.releaseLock();
-      conn.close();
-      return res.slice(1);
-    } catch (e) {
-      if (Date.now() - t > 60_000) throw e;
-      await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  async #line(ms: number): Promise<string> {
+    while (!this.#buf.includes("\n")) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const { value, done } = await Promise.race([
+        this.r.read(),
+        new Promise<never>((_, rej) =>
+          timer = setTimeout(() => rej(new Error(`QMP timeout on ${this.path}`)), ms)
+        ),
+      ]).finally(() => clearTimeout(timer));
+      if (done) throw new Error(`QMP closed on ${this.path}`);
+      this.#buf += dec.decode(value);
+    }
+    const i = this.#buf.indexOf("\n");
+    const l = this.#buf.slice(0, i);
+    this.#buf = this.#buf.slice(i + 1);
+    return l;
+  }
+
+  /** Run one command; returns its `return` member (throws on an error reply). */
+  async cmd(execute: string, args?: Record<string, unknown>): Promise<Record<string, unknown>> {
+    await this.conn.write(
+      enc.encode(JSON.stringify(args ? { execute, arguments: args } : { execute }) + "\n"),
+    );
+    for (;;) {
+      const l = await this.#line(60_000);
+      if (l.includes('"event"')) continue;
+      const j = JSON.parse(l);
+      if (j.error) throw new Error(`${execute}: ${j.error.desc}`);
+      return j.return;
+    }
+  }
+
+  close(): void {
+    try {
+      this.conn.close();
+    } catch { /* closed */ }
   }
 }
 
-async function migrated(sock: string): Promise<Record<string, unknown>> {
+async function waitMigration(q: Qmp, ms: number): Promise<Record<string, unknown>> {
+  const t = Date.now();
   for (;;) {
-    const [q] = await qmp(sock, [{ execute: "query-migrate" }]);
-    const ret = q.return as Record<string, unknown>;
+    const ret = await q.cmd("query-migrate");
     if (ret.status === "completed") return ret;
-    if (ret.status === "failed") throw new Error(JSON.stringify(ret));
-    await new Promise((r) => setTimeout(r, 50));
+    if (ret.status === "failed" || Date.now() - t > ms) throw new Error(`migration: ${JSON.stringify(ret)}`);
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -126,15 +159,16 @@ async function bench(who: Who, dir: string): Promise<Record<string, string>> {
   const sock = `${dir}/${who}.sock`;
   const src = spawn(await argv(who, ["-qmp", `unix:${sock},server=on,wait=off`]));
   await until(() => src.out().includes("/ # "), 300_000, `${who} boot`);
+  const qs = await Qmp.open(sock);
   await src.type("echo warm-$((2*3))\n");
   await until(() => src.out().includes("warm-6"), 30_000, "warm");
   const file = `${dir}/${who}.bin`;
   const uri = who === "ours" ? `file:${file}` : `exec:cat > ${file}`;
-  await qmp(sock, [{ execute: "migrate", arguments: { uri } }]);
-  await migrated(sock);
+  await qs.cmd("migrate", { uri });
+  await waitMigration(qs, 120_000);
   const size = Deno.statSync(file).size;
   // Live migration over tcp while the guest prints a counter.
-  await qmp(sock, [{ execute: "cont" }]);
+  await qs.cmd("cont");
   await src.type("(i=0; while true; do echo C$i; i=$((i+1)); usleep 20000; done) &\n");
   await until(() => /C5\r?\n/.test(src.out()), 60_000, "counter");
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -144,9 +178,11 @@ async function bench(who: Who, dir: string): Promise<Record<string, string>> {
   const dst = spawn(
     await argv(who, ["-qmp", `unix:${dsock},server=on,wait=off`, "-incoming", `tcp:127.0.0.1:${port}`]),
   );
-  await qmp(dsock, []);
-  await qmp(sock, [{ execute: "migrate", arguments: { uri: `tcp:127.0.0.1:${port}` } }]);
-  const live = await migrated(sock);
+  const qd = await Qmp.open(dsock);
+  await qs.cmd("migrate", { uri: `tcp:127.0.0.1:${port}` });
+  const live = await waitMigration(qs, 120_000);
+  qs.close();
+  qd.close();
   await until(() => /C\d+\r?\n/.test(dst.out()), 60_000, "destination counter");
   await new Promise((r) => setTimeout(r, 500));
   const nums = [...(src.out() + dst.out()).matchAll(/^C(\d+)\r?$/gm)].map((m) => Number(m[1]));
