@@ -193,8 +193,14 @@ async function bench(who: Who, dir: string): Promise<Record<string, string>> {
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
     const p = spawn(await argv(who, ["-incoming", who === "ours" ? `file:${file}` : `exec:cat ${file}`]));
-    await p.type(`echo r${i}-$((6*${i + 1}))\n`);
-    await until(() => p.out().includes(`r${i}-${6 * (i + 1)}`), 60_000, "restored answer");
+    // Input typed before the destination runs is lost with the UART state it lands in (QEMU alike):
+    // type the command every 10 ms until the first answer.
+    const typing = setInterval(() => p.type(`echo r${i}-$((6*${i + 1}))\n`).catch(() => {}), 10);
+    try {
+      await until(() => p.out().includes(`r${i}-${6 * (i + 1)}`), 60_000, `${who} restored answer`);
+    } finally {
+      clearInterval(typing);
+    }
     times.push(performance.now() - t0);
     p.child.kill();
     await p.child.status;
