@@ -13,6 +13,7 @@ import { buildFuzzMachine, resetFuzzMachine } from "../plugins/fuzz/machine.ts";
 import { restoreFuzzSnapshot, takeFuzzSnapshot } from "../plugins/fuzz/snapshot.ts";
 import { Fuzzer } from "../plugins/fuzz/engine.ts";
 import type { Plugin } from "../plugins/api.ts";
+import "../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
 
 const args = Deno.args;
 const si = args.indexOf("--seconds");

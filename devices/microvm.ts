@@ -9,6 +9,7 @@
  * I/O: PIC 0x20/0xa0 + ELCR 0x4d0/0x4d1, PIT 0x40, RTC 0x70, kvmvapic 0x7e, COM1 0x3f8, fw_cfg 0x510/0x514.
  * @module
  */
+import { writeResetVector } from "./reset_vector.ts";
 import type {
   AccelBoard,
   CpuEntryState,
@@ -43,7 +44,7 @@ import { I8254 } from "./i8254.ts";
 import { Mc146818Rtc } from "./mc146818.ts";
 import { Ioapic } from "./ioapic.ts";
 import { ApicBus, Lapic } from "./lapic.ts";
-import { FwCfg } from "./fw_cfg.ts";
+import { FwCfg, fwCfgBootTimes, uuidBytes } from "./fw_cfg.ts";
 import { KvmClock } from "./kvmclock.ts";
 import { VIRTIO_MMIO_QUEUE_NOTIFY, VirtioMmio } from "./virtio/mmio.ts";
 import { VirtioBlk } from "./virtio/blk.ts";
@@ -51,6 +52,9 @@ import { VirtioSerial } from "./virtio/console.ts";
 import { VirtioRng } from "./virtio/rng.ts";
 import { VirtioNet } from "./virtio/net.ts";
 import type { VirtioDevice } from "./virtio/device.ts";
+import type { FsBackend } from "../core/fsdev.ts";
+import type { VsockBackend } from "../core/vsock.ts";
+import { HOSTDEV_DEVICES, makeHostDevice } from "./hostdev.ts";
 import { propLine, propLines, type QBus, type QNode, renderQtree } from "./_qtree.ts";
 
 /** First virtio-mmio transport (QEMU VIRTIO_MMIO_BASE). */
@@ -78,6 +82,10 @@ export interface MicrovmHost {
   drive(cfg: DriveConfig): BlockBackend;
   /** An opened -netdev by id. */
   netdev?(id: string): NetBackend;
+  /** An opened -fsdev by id (throws UserError if unknown). */
+  fsdev?(id: string): FsBackend;
+  /** Open the Unix-socket backend of a virtio-vsock-device listening at `udsPath`. */
+  vsock?(udsPath: string): VsockBackend;
   /** Wall-clock time (ms since the epoch) at virtual time 0, for the RTC and kvmclock. */
   wallClockMs: number;
   kernel?: { name: string; bytes: Uint8Array };
@@ -120,6 +128,7 @@ export const MICROVM_DEVICES: DeviceRegistry = [
     desc: "",
     bus: "virtio-serial-bus",
     category: "Display",
+    qomParent: "virtserialport",
     props: [{ name: "chardev", type: "chr" }, { name: "nr", type: "uint32" }, { name: "name", type: "str" }],
   },
   {
@@ -137,6 +146,7 @@ export const MICROVM_DEVICES: DeviceRegistry = [
     category: "Network",
     props: [...VirtioNet.PROPS],
   },
+  ...HOSTDEV_DEVICES,
 ];
 
 function onOffAuto(v: "on" | "off" | "auto", auto: boolean): boolean {
@@ -187,6 +197,8 @@ export class Microvm {
   onGsi: ((gsi: number, level: boolean) => void) | null = null;
   /** Level of the PIC's INT output (KVM injects ExtINT from it). */
   picOutput = false;
+  /** The host-integration devices (9p, balloon, vsock) by the -device that made them. */
+  readonly hostDevices = new Map<DeviceConfig, VirtioDevice>();
   /** Number of -device/device_add devices added so far. */
   userDevices = 0;
   /** Kernel command line as the guest receives it (after auto-kernel-cmdline). */
@@ -463,8 +475,13 @@ export class Microvm {
         );
         return;
       }
-      default:
-        throw new UserError(`'${d.driver}' is not a valid device model name`);
+      default: {
+        const env = { host: this.host, clock: this.clock, ram: this.ram, common };
+        const dev = makeHostDevice(d.driver, id, p, env);
+        if (dev === null) throw new UserError(`'${d.driver}' is not a valid device model name`);
+        this.#plug(dev);
+        this.hostDevices.set(d, dev);
+      }
     }
   }
 
@@ -494,12 +511,17 @@ export class Microvm {
   }
 
   #loadKernel(): void {
+    writeResetVector(this.ram);
     this.kernelCmdline = this.#buildCmdline();
     const h = this.host;
     this.fwcfg.setMachineItems({
       nbCpus: this.ncpus,
       maxCpus: this.config.smp.maxCpus,
       ramSize: this.config.memory.sizeBytes,
+      nographic: !this.config.machine.graphics,
+      bootMenu: /^(on|yes|true|y)$/.test(this.config.boot.props.menu ?? ""),
+      uuid: uuidBytes(this.config.uuid),
+      ...fwCfgBootTimes(this.config.boot.props),
     });
     if (!h.kernel) return;
     const dirty = this.ram.dirty;

@@ -148,6 +148,12 @@ export class Cpu {
   /** Dirty log (one byte per backing page, live migration) or null: writes then fill the TLB only for dirty pages. */
   dirty: Uint8Array | null = null;
 
+  // Debugger hooks (core/cpu/debug.ts); null when no watchpoint is set.
+  /** Called on every slow-path data access (acc 0 read, 1 write) with its linear address. */
+  dbgWatch: ((la: number, acc: number) => void) | null = null;
+  /** TLB permission bits withheld per virtual page number, keeping watched pages on the slow path. */
+  dbgPages: Map<number, number> | null = null;
+
   // Software TLB.
   readonly tlbTag = new Float64Array(TLB_SIZE).fill(NaN);
   /** u8 offset of each page (RAM up to 4 GiB of backing store). */
@@ -548,6 +554,7 @@ export class Cpu {
    * Returns the physical address; throws #PF on a fault.
    */
   translate(la: number, acc: number): number {
+    if (this.dbgWatch !== null && acc !== 2) this.dbgWatch(la, acc);
     if (!this.paging) {
       const pa = la >= 0 ? la % TWO32 : (la % TWO32) + TWO32;
       this.fillTlb(la, pa, P_KR | P_KW | P_UR | P_UW | P_KX | P_UX);
@@ -711,6 +718,7 @@ export class Cpu {
     if (base < 0) return; // MMIO: always the slow path
     if (this.lapic && gpn === Math.floor(this.lapic.baseAddress / 4096)) return;
     if (this.phys.isReadOnly(gpn)) perm &= ~(P_KW | P_UW);
+    if (this.dbgPages !== null) perm &= ~(this.dbgPages.get(vpn) ?? 0);
     if (this.dirty !== null && this.dirty[base >>> 12] === 0) perm &= ~(P_KW | P_UW);
     const i = vpn & TLB_MASK;
     this.tlbTag[i] = vpn;
