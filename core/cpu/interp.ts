@@ -1675,7 +1675,7 @@ export class Interp {
         let idx: number;
         if (b === 0xbc) {
           idx = zero ? width : v !== 0 ? 31 - Math.clz32(v & -v) : 32 + 31 - Math.clz32(vh & -vh);
-        } else if (this.rep === 1 && lzcntAdvertised) {
+        } else if (this.rep === 1 && c.cpuidModel.has("abm")) {
           idx = zero
             ? width
             : sz === 8
@@ -1691,7 +1691,7 @@ export class Interp {
         c.eager();
         if (this.rep === 1 && b === 0xbc) {
           // TZCNT (BMI1 advertised) writes width for zero and sets CF; with BMI1 hidden it runs as BSF.
-          if (tzcntAdvertised) {
+          if (c.cpuidModel.has("bmi1")) {
             c.setReg(sz, this.reg, idx, 0);
             c.flags = (c.flags & ~(F_CF | F_ZF)) | (zero ? F_CF : 0) | (idx === 0 ? F_ZF : 0);
             return;
@@ -1834,10 +1834,6 @@ export class Interp {
     }
   }
 }
-
-/** Whether TZCNT/LZCNT run as such (BMI1/ABM advertised) or as BSF/BSR. Kept false: qemu64-like model. */
-const tzcntAdvertised = false;
-const lzcntAdvertised = false;
 
 function bswap32(v: number): number {
   return ((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24);
