@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { CODE, getReg, longModeCpu, runUntil, setReg } from "./_testcpu.ts";
 import { cpuFlagError, cpuid, CpuidModel, IMPLEMENTED } from "./cpuid.ts";
 import type { Cpu } from "./cpu.ts";
-import type { FlatRam } from "./harness.ts";
 import type { LocalApicPort } from "../accel.ts";
 import { FEATURE_TESTS_EXT, type FeatureTest } from "./_feature_tests.ts";
 
