@@ -13,4 +13,29 @@ export interface FeatureTest {
   check: (c: Cpu, ram: FlatRam) => void;
 }
 
-export const FEATURE_TESTS_EXT: Record<string, FeatureTest> = {};
+const r64 = (c: Cpu, n: number) => (BigInt(c.r[n + 16] >>> 0) << 32n) | BigInt(c.r[n] >>> 0);
+const eq = (a: unknown, b: unknown, what: string) => {
+  if (a !== b) throw new Error(`${what}: got ${a}, want ${b}`);
+};
+
+export const FEATURE_TESTS_EXT: Record<string, FeatureTest> = {
+  // mov rcx, 0x10; lzcnt rax, rcx
+  abm: { code: "48c7c110000000f3480fbdc1", check: (c) => eq(r64(c, 0), 59n, "lzcnt") },
+  // mov rcx, 0xf0; mov rdx, 0x0404; bextr rax, rcx, rdx
+  bmi1: { code: "48c7c1f000000048c7c204040000c4e2e8f7c1", check: (c) => eq(r64(c, 0), 0xfn, "bextr") },
+  // mov rcx, 0xff; mov rdx, 0x0f0f; pext rax, rcx, rdx
+  bmi2: { code: "48c7c1ff00000048c7c20f0f0000c4e2f2f5c2", check: (c) => eq(r64(c, 0), 0xfn, "pext") },
+  // mov rax, -1; mov rcx, 1; adox rax, rcx
+  adx: {
+    code: "48c7c0ffffffff48c7c101000000f3480f38f6c1",
+    check: (c) => eq([r64(c, 0), c.getFlags() & 0x801].join(), "0,2048", "adox"),
+  },
+  movbe: { // movbe rax, [rbx]
+    code: "480f38f003",
+    setup: (_c, ram) => ram.write(0x30000, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8])),
+    check: (c) => eq(r64(c, 0), 0x0102030405060708n, "movbe"),
+  },
+  rdseed: { code: "480fc7f8", check: (c) => eq(c.getFlags() & 1, 1, "rdseed CF") },
+  // wrmsr TSC_AUX = 42; rdpid rax
+  rdpid: { code: "b9030100c0b82a00000031d20f30f30fc7f8", check: (c) => eq(r64(c, 0), 42n, "rdpid") },
+};

@@ -90,7 +90,7 @@ const FEATURE_TESTS: Record<string, FeatureTest> = {
   },
   cx16: {
     code: "480fc70b", // cmpxchg16b [rbx]: memory differs, so rdx:rax is loaded
-    setup: (c, ram) => {
+    setup: (_c, ram) => {
       ram.writeU64(DATA, 5n);
       ram.writeU64(DATA + 8, 7n);
     },

@@ -39,6 +39,8 @@ import {
 import * as sys from "./system.ts";
 import { execString, execStringIo } from "./string.ts";
 import { execSse, execX87 } from "./sse.ts";
+import { execVex, isVex } from "./vex.ts";
+import { lzTzcnt, rdpid } from "./bmi.ts";
 
 const TWO32 = 4294967296;
 const TWO64 = 18446744073709551616;
@@ -1052,9 +1054,9 @@ export class Interp {
       }
       case 0xc4:
       case 0xc5:
-        if (c.long64) this.unimpl("VEX");
+        if (isVex(this)) return execVex(this, b);
         this.modrm(0);
-        if (this.isReg) this.unimpl("VEX");
+        if (this.isReg) c.ud();
         this.loadFarPtr(b === 0xc4 ? ES : DS);
         return;
       case 0xc6:
@@ -1665,6 +1667,7 @@ export class Interp {
         return;
       case 0xbc:
       case 0xbd: {
+        if (this.rep === 1 && c.cpuidModel.has(b === 0xbd ? "abm" : "bmi1")) return lzTzcnt(this, b);
         sz = this.opsz;
         this.modrm(0);
         v = this.rdE(sz);
@@ -1785,6 +1788,7 @@ export class Interp {
     this.modrm(0);
     const op = this.reg & 7;
     if (this.isReg) {
+      if (op === 7 && this.rep === 1) return rdpid(this);
       if (op === 6 || op === 7) {
         // RDRAND / RDSEED
         const sz = this.opsz;

@@ -6,6 +6,7 @@
  */
 import { CC_EAGER, type Cpu, CR0_EM, CR0_TS, EXC_NM, F_AF, F_CF, F_OF, F_PF, F_SF, F_ZF } from "./cpu.ts";
 import type { Interp } from "./interp.ts";
+import { execMap3 } from "./map0f38.ts";
 
 const TWO32 = 4294967296;
 
@@ -99,6 +100,7 @@ export function execSse(it: Interp, b: number): void {
   const c = it.c;
   const { x, s } = xv(c);
   const p = it.pfx;
+  if (b === 0x38 || b === 0x3a) return execMap3(it, b);
   if (b === 0x77) return; // EMMS
   if (b === 0xc3) {
     // MOVNTI
@@ -113,7 +115,6 @@ export function execSse(it: Interp, b: number): void {
   const immOps = b === 0x70 || b === 0x71 || b === 0x72 || b === 0x73 || b === 0xc2 || b === 0xc6 ||
     b === 0xc4 ||
     b === 0xc5 || b === 0x3a;
-  if (b === 0x38 || b === 0x3a) it.unimpl(`0f ${b.toString(16)} (SSSE3/SSE4)`);
   const mmx = p !== 0x66 && p !== 0xf2 && p !== 0xf3 && b >= 0x60 && b !== 0x7e && b !== 0x7f && b !== 0x70 &&
     b !== 0xd6 && b !== 0xc2 && b !== 0xc6 && b < 0xff;
   if (mmx && !(b === 0xe7 || b === 0xc4 || b === 0xc5)) it.unimpl(`MMX 0f ${b.toString(16)}`);

@@ -622,6 +622,49 @@ const FXSAVE: Gen = (r) => {
   );
 };
 
+/** BMI1/BMI2/ABM/ADX/MOVBE/POPCNT (VEX-encoded GPR instructions among them). */
+const BMI: Gen = (r) => {
+  const w = r.pick([4, 8]);
+  const a = reg(r, w), b = reg(r, w), c = reg(r, w);
+  const src = r.int(3) ? c : mem(r, w);
+  switch (r.int(9)) {
+    case 0:
+      return u("bmi", `andn ${a}, ${b}, ${src}`, 0, CF | ZF | SF | OF, AF | PF);
+    case 1:
+      return u("bmi", `bextr ${a}, ${src}, ${b}`, 0, CF | ZF | OF, AF | PF | SF);
+    case 2:
+      return u("bmi", `${r.pick(["blsi", "blsmsk", "blsr"])} ${a}, ${src}`, 0, CF | ZF | SF | OF, AF | PF);
+    case 3:
+      return u("bmi", `bzhi ${a}, ${src}, ${b}`, 0, CF | ZF | SF | OF, AF | PF);
+    case 4:
+      return u("bmi", `${r.pick(["pdep", "pext", "mulx"])} ${a}, ${b}, ${src}`, 0, 0, 0);
+    case 5:
+      return u("bmi", `${r.pick(["sarx", "shlx", "shrx"])} ${a}, ${src}, ${b}`, 0, 0, 0);
+    case 6:
+      return u("bmi", `rorx ${a}, ${src}, ${r.int(64)}`, 0, 0, 0);
+    case 7: {
+      const op = r.pick(["adcx", "adox"]);
+      return u("bmi", `${op} ${a}, ${src}`, op === "adcx" ? CF : OF, op === "adcx" ? CF : OF, 0);
+    }
+    default: {
+      const s2 = r.pick([2, 4, 8]);
+      const op = r.pick(["lzcnt", "tzcnt", "popcnt", "movbe"]);
+      if (op === "movbe") {
+        return u(
+          "bmi",
+          r.int(2) ? `movbe ${reg(r, s2)}, ${mem(r, s2)}` : `movbe ${mem(r, s2)}, ${reg(r, s2)}`,
+          0,
+          0,
+          0,
+        );
+      }
+      const d = reg(r, s2), sr = r.int(2) ? reg(r, s2) : mem(r, s2);
+      if (op === "popcnt") return u("bmi", `popcnt ${d}, ${sr}`, 0, ARITH, 0);
+      return u("bmi", `${op} ${d}, ${sr}`, 0, CF | ZF, OF | SF | PF | AF);
+    }
+  }
+};
+
 /** The generator table: group name, weight, generator. */
 export const GROUPS: ReadonlyArray<[string, number, Gen]> = [
   ["alu", 10, ALU],
@@ -638,6 +681,7 @@ export const GROUPS: ReadonlyArray<[string, number, Gen]> = [
   ["sse", 8, SSE],
   ["ssefp", 2, SSE_FP],
   ["fxsave", 1, FXSAVE],
+  ["bmi", 4, BMI],
 ];
 
 /** Draw one unit from the enabled groups (all when `only` is empty). */
