@@ -19,6 +19,11 @@ const eq = (a: unknown, b: unknown, what: string) => {
 };
 
 export const FEATURE_TESTS_EXT: Record<string, FeatureTest> = {
+  pni: { // haddpd xmm0, xmm0
+    code: "660f7cc0",
+    setup: (c) => new Float64Array(c.xmm.buffer).set([1, 2]),
+    check: (c) => eq(Array.from(new Float64Array(c.xmm.buffer, 0, 2)).join(), "3,3", "haddpd"),
+  },
   // mov rcx, 0x10; lzcnt rax, rcx
   abm: { code: "48c7c110000000f3480fbdc1", check: (c) => eq(r64(c, 0), 59n, "lzcnt") },
   // mov rcx, 0xf0; mov rdx, 0x0404; bextr rax, rcx, rdx

@@ -123,6 +123,7 @@ export const IMPLEMENTED: ReadonlySet<string> = new Set([
   "tsc-deadline",
   "rdrand",
   "hypervisor",
+  "pni",
   "abm",
   "bmi1",
   "bmi2",

@@ -41,3 +41,31 @@ add('crc32 eax w', 'crc32 eax, bx')
 add('crc32 eax mb', 'crc32 eax, byte ptr [rsi]')
 add('crc32 rax mq', 'crc32 rax, qword ptr [rsi]')
 add('adc chain', 'adcx rax, rbx;adox rcx, rdx;adcx rax, rcx')
+
+# --- SSE/SSE2 floating point with MXCSR (rounding, DAZ/FTZ, flags), SSE3
+for op in ['add', 'sub', 'mul', 'div', 'min', 'max', 'sqrt']:
+    for sfx, kind in [('ps', 'f32'), ('pd', 'f64'), ('ss', 'f32'), ('sd', 'f64')]:
+        add(f'{op}{sfx}', f'{op}{sfx} xmm0, xmm1', kind, True)
+        add(f'{op}{sfx} m', f'{op}{sfx} xmm2, {"xmmword ptr " if sfx[0] == "p" else ""}[rsi]', kind, True)
+for pred in range(8):
+    for sfx, kind in [('ps', 'f32'), ('pd', 'f64'), ('ss', 'f32'), ('sd', 'f64')]:
+        add(f'cmp{sfx} {pred}', f'cmp{sfx} xmm0, xmm1, {pred}', kind, True)
+for op in ['comiss', 'ucomiss']:
+    add(op, f'{op} xmm0, xmm1', 'f32', True)
+for op in ['comisd', 'ucomisd']:
+    add(op, f'{op} xmm0, xmm1', 'f64', True)
+for a, kind in [('cvtss2sd xmm0, xmm1', 'f32'), ('cvtsd2ss xmm0, xmm1', 'f64'), ('cvtps2pd xmm0, xmm1', 'f32'),
+                ('cvtpd2ps xmm0, xmm1', 'f64'), ('cvtdq2ps xmm0, xmm1', 'i'), ('cvtps2dq xmm0, xmm1', 'f32'),
+                ('cvttps2dq xmm0, xmm1', 'f32'), ('cvtdq2pd xmm0, xmm1', 'i'), ('cvtpd2dq xmm0, xmm1', 'f64'),
+                ('cvttpd2dq xmm0, xmm1', 'f64'), ('cvtss2si eax, xmm1', 'f32'), ('cvttss2si eax, xmm1', 'f32'),
+                ('cvtss2si rax, xmm1', 'f32'), ('cvttss2si rax, xmm1', 'f32'), ('cvtsd2si eax, xmm1', 'f64'),
+                ('cvttsd2si eax, xmm1', 'f64'), ('cvtsd2si rax, xmm1', 'f64'), ('cvttsd2si rax, xmm1', 'f64'),
+                ('cvtsi2ss xmm0, ebx', 'i'), ('cvtsi2ss xmm0, rbx', 'i'), ('cvtsi2sd xmm0, ebx', 'i'),
+                ('cvtsi2sd xmm0, rbx', 'i'), ('cvtsd2ss xmm0, qword ptr [rsi]', 'f64')]:
+    add(a, a, kind, True)
+for a, kind in [('addsubps xmm0, xmm1', 'f32'), ('addsubpd xmm0, xmm1', 'f64'), ('haddps xmm0, xmm1', 'f32'),
+                ('haddpd xmm0, xmm1', 'f64'), ('hsubps xmm0, xmm1', 'f32'), ('hsubpd xmm0, xmm1', 'f64'),
+                ('haddps xmm0, xmmword ptr [rsi]', 'f32'), ('movsldup xmm0, xmm1', 'i'),
+                ('movshdup xmm0, xmm1', 'i'), ('movddup xmm0, xmm1', 'i'), ('movddup xmm0, qword ptr [rsi+8]', 'i'),
+                ('lddqu xmm0, [rsi+3]', 'i'), ('movups xmm1, [rsi+4]', 'i'), ('movdqu [rsi+1], xmm2', 'i')]:
+    add(a, a, kind, True)
