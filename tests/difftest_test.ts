@@ -189,7 +189,7 @@ Deno.test({
       seed: 7,
       ncases: 300,
       len: 3,
-      groups: ["bmi"],
+      groups: ["bmi", "sse4", "ssefp"],
       mode: "both",
       maxReport: 3,
       straddle: false,

@@ -19,6 +19,18 @@ const eq = (a: unknown, b: unknown, what: string) => {
 };
 
 export const FEATURE_TESTS_EXT: Record<string, FeatureTest> = {
+  ssse3: { // pabsd xmm0, xmm1
+    code: "660f381ec1",
+    setup: (c) => c.xmm.set([-5, 7, -2147483648, 0], 4),
+    check: (c) => eq(Array.from(c.xmm.subarray(0, 4)).join(), "5,7,-2147483648,0", "pabsd"),
+  },
+  "sse4.1": { // pmulld xmm0, xmm1
+    code: "660f3840c1",
+    setup: (c) => c.xmm.set([3, -4, 65536, 7, 5, 6, 65536, -1]),
+    check: (c) => eq(Array.from(c.xmm.subarray(0, 4)).join(), "15,-24,0,-7", "pmulld"),
+  },
+  // xor eax, eax; mov ebx, 'a'; crc32 eax, bl (CRC-32C)
+  "sse4.2": { code: "31c0bb61000000f20f38f0c3", check: (c) => eq(c.r[0] >>> 0, 0x93ad1061, "crc32") },
   pni: { // haddpd xmm0, xmm0
     code: "660f7cc0",
     setup: (c) => new Float64Array(c.xmm.buffer).set([1, 2]),

@@ -271,7 +271,7 @@ export function runIsaVectors(filter: (name: string) => boolean): { failures: st
 }
 
 Deno.test("ISA golden vectors from the host CPU run bit-exactly in the interpreter", () => {
-  const { failures, n } = runIsaVectors((name) => !name.startsWith("crc32"));
+  const { failures, n } = runIsaVectors(() => true);
   assert.ok(n > 0);
   assert.deepEqual(failures, []);
 });

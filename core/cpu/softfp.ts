@@ -384,14 +384,13 @@ export function toInt(f: Fmt, env: FpEnv, a: bigint, bits: number, trunc: boolea
 
 /** ROUNDSS/ROUNDPS: round to an integral value in format f with `rc` (0-3); `precise` false suppresses PE. */
 export function roundInt(f: Fmt, env: FpEnv, a: bigint, rc: number, suppressPE: boolean): bigint {
-  const ua = unpack(f, env, a);
+  const ua = unpack(f, env, a, false); // no DE for ROUNDxx; DAZ still reads denormals as zero
   if (ua.cls >= QNAN) {
     if (ua.cls === SNAN) env.flags |= IE;
     return quiet(f, a);
   }
-  if (ua.cls === INF || ua.cls === ZERO || ua.e >= 0) {
-    return ua.cls === SUB && env.daz ? zeroBits(f, ua.sign) : a;
-  }
+  if (ua.cls === ZERO) return zeroBits(f, ua.sign);
+  if (ua.cls === INF || ua.e >= 0) return a;
   const [q, inexact] = shiftRound(ua.m, -ua.e, false, rc, ua.sign);
   if (inexact && !suppressPE) env.flags |= PE;
   if (q === 0n) return zeroBits(f, ua.sign);

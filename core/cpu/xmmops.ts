@@ -116,3 +116,34 @@ export function commitFlags(c: Cpu, env: FpEnv): void {
     c.ud();
   }
 }
+
+/**
+ * One 128-bit lane of a vector operation: r = f(a, b) on lane `o` (0, or 1 for the upper half of a YMM
+ * operation); `imm` the imm8, `m` the implicit mask operand (XMM0 for PBLENDVB/BLENDVPS/BLENDVPD).
+ * a is the first source (the destination for legacy SSE), b the r/m source.
+ */
+export type LaneFn = (c: Cpu, a: Lanes, b: Lanes, r: Lanes, o: number, imm: number, m: Lanes) => void;
+
+/** A table entry of the 0F 38 / 0F 3A vector instructions (66-prefixed forms). */
+export interface VecOp {
+  fn: LaneFn;
+  /** CPUID feature that enables it. */
+  feat: string;
+  /** Memory operand size for the legacy form (default 16, alignment required when 16). */
+  mem?: number;
+  /** Takes an imm8. */
+  imm?: boolean;
+}
+
+export function satS8(v: number): number {
+  return v > 127 ? 127 : v < -128 ? -128 : v;
+}
+export function satS16(v: number): number {
+  return v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+}
+export function satU8(v: number): number {
+  return v > 255 ? 255 : v < 0 ? 0 : v;
+}
+export function satU16(v: number): number {
+  return v > 65535 ? 65535 : v < 0 ? 0 : v;
+}

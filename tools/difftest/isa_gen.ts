@@ -665,6 +665,82 @@ const BMI: Gen = (r) => {
   }
 };
 
+/** SSE3/SSSE3/SSE4.1/SSE4.2 register forms (aligned memory forms for the packed ones). */
+const SSE4: Gen = (r) => {
+  const a = xr(r), b = r.int(3) ? xr(r) : mem(r, 16, 16);
+  switch (r.int(6)) {
+    case 0:
+      return u(
+        "sse4",
+        `${
+          r.pick([
+            "pshufb",
+            "phaddw",
+            "phaddd",
+            "phaddsw",
+            "pmaddubsw",
+            "phsubw",
+            "phsubd",
+            "phsubsw",
+            "psignb",
+            "psignw",
+            "psignd",
+            "pmulhrsw",
+            "pabsb",
+            "pabsw",
+            "pabsd",
+          ])
+        } ${a}, ${b}`,
+        0,
+        0,
+        0,
+      );
+    case 1:
+      return u(
+        "sse4",
+        `${
+          r.pick([
+            "pmuldq",
+            "pcmpeqq",
+            "packusdw",
+            "pminsb",
+            "pminsd",
+            "pminuw",
+            "pminud",
+            "pmaxsb",
+            "pmaxsd",
+            "pmaxuw",
+            "pmaxud",
+            "pmulld",
+            "phminposuw",
+            "pcmpgtq",
+          ])
+        } ${a}, ${b}`,
+        0,
+        0,
+        0,
+      );
+    case 2:
+      return u("sse4", `${r.pick(["palignr", "pblendw", "mpsadbw"])} ${a}, ${b}, ${r.int(256)}`, 0, 0, 0);
+    case 3:
+      return u("sse4", `ptest ${a}, ${b}`, 0, ARITH, 0);
+    case 4:
+      return u("sse4", `${r.pick(["pcmpistri", "pcmpestri"])} ${a}, ${b}, ${r.int(128)}`, 0, ARITH, 0);
+    default:
+      return u(
+        "sse4",
+        `${
+          r.pick(["pextrd", "pinsrd"]) === "pextrd"
+            ? `pextrd ${reg(r, 4)}, ${a}`
+            : `pinsrd ${a}, ${reg(r, 4)}`
+        }, ${r.int(4)}`,
+        0,
+        0,
+        0,
+      );
+  }
+};
+
 /** The generator table: group name, weight, generator. */
 export const GROUPS: ReadonlyArray<[string, number, Gen]> = [
   ["alu", 10, ALU],
@@ -682,6 +758,7 @@ export const GROUPS: ReadonlyArray<[string, number, Gen]> = [
   ["ssefp", 2, SSE_FP],
   ["fxsave", 1, FXSAVE],
   ["bmi", 4, BMI],
+  ["sse4", 4, SSE4],
 ];
 
 /** Draw one unit from the enabled groups (all when `only` is empty). */

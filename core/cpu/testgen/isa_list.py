@@ -69,3 +69,52 @@ for a, kind in [('addsubps xmm0, xmm1', 'f32'), ('addsubpd xmm0, xmm1', 'f64'), 
                 ('movshdup xmm0, xmm1', 'i'), ('movddup xmm0, xmm1', 'i'), ('movddup xmm0, qword ptr [rsi+8]', 'i'),
                 ('lddqu xmm0, [rsi+3]', 'i'), ('movups xmm1, [rsi+4]', 'i'), ('movdqu [rsi+1], xmm2', 'i')]:
     add(a, a, kind, True)
+
+# --- SSSE3, SSE4.1, SSE4.2
+for op in ['pshufb', 'phaddw', 'phaddd', 'phaddsw', 'pmaddubsw', 'phsubw', 'phsubd', 'phsubsw', 'psignb', 'psignw',
+           'psignd', 'pmulhrsw', 'pabsb', 'pabsw', 'pabsd']:
+    add(op, f'{op} xmm0, xmm1')
+    add(f'{op} m', f'{op} xmm2, xmmword ptr [rsi+16]')
+for imm in [0, 3, 15, 16, 17, 31, 32]:
+    add(f'palignr {imm}', f'palignr xmm0, xmm1, {imm}')
+for op in ['pblendvb', 'blendvps', 'blendvpd']:
+    add(op, f'{op} xmm1, xmm2, xmm0')
+for op in ['pmovsxbw', 'pmovsxbd', 'pmovsxbq', 'pmovsxwd', 'pmovsxwq', 'pmovsxdq', 'pmovzxbw', 'pmovzxbd',
+           'pmovzxbq', 'pmovzxwd', 'pmovzxwq', 'pmovzxdq']:
+    add(op, f'{op} xmm0, xmm1')
+    add(f'{op} m', f'{op} xmm0, [rsi+3]')
+for op in ['pmuldq', 'pcmpeqq', 'packusdw', 'pminsb', 'pminsd', 'pminuw', 'pminud', 'pmaxsb', 'pmaxsd', 'pmaxuw',
+           'pmaxud', 'pmulld', 'phminposuw', 'pcmpgtq']:
+    add(op, f'{op} xmm0, xmm1')
+add('pcmpeqq same', 'pcmpeqq xmm0, xmm0')
+add('ptest', 'ptest xmm0, xmm1')
+add('ptest same', 'ptest xmm1, xmm1')
+add('movntdqa', 'movntdqa xmm1, [rsi+16]')
+for imm in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]:
+    add(f'roundps {imm}', f'roundps xmm0, xmm1, {imm}', 'f32', True)
+    add(f'roundpd {imm}', f'roundpd xmm0, xmm1, {imm}', 'f64', True)
+add('roundss', 'roundss xmm0, xmm1, 1', 'f32', True)
+add('roundsd', 'roundsd xmm0, xmm1, 10', 'f64', True)
+add('roundss m', 'roundss xmm0, [rsi+4], 4', 'f32', True)
+for imm in [0x00, 0x5a, 0xff, 0xa5]:
+    add(f'blendps {imm}', f'blendps xmm0, xmm1, {imm & 15}')
+    add(f'blendpd {imm}', f'blendpd xmm0, xmm1, {imm & 3}')
+    add(f'pblendw {imm}', f'pblendw xmm0, xmm1, {imm}')
+for imm in [0xff, 0xf1, 0x31, 0x7f, 0x95]:
+    add(f'dpps {imm}', f'dpps xmm0, xmm1, {imm}', 'f32', True)
+for imm in [0x33, 0x31, 0x12]:
+    add(f'dppd {imm}', f'dppd xmm0, xmm1, {imm}', 'f64', True)
+for imm in [0, 1, 2, 3, 4, 7]:
+    add(f'mpsadbw {imm}', f'mpsadbw xmm0, xmm1, {imm}')
+for a in ['pextrb eax, xmm1, 5', 'pextrb byte ptr [rsi+1], xmm1, 15', 'pextrw eax, xmm1, 6',
+          'pextrw word ptr [rsi+2], xmm1, 3', 'pextrd ebx, xmm2, 3', 'pextrd [rsi+4], xmm2, 1', 'pextrq rax, xmm3, 1',
+          'pextrq [rsi+8], xmm3, 0', 'extractps ecx, xmm1, 2', 'extractps [rsi], xmm1, 3', 'pinsrb xmm0, ebx, 9',
+          'pinsrb xmm0, byte ptr [rsi+7], 15', 'pinsrd xmm1, ecx, 2', 'pinsrd xmm1, [rsi], 3', 'pinsrq xmm2, rdx, 1',
+          'pinsrq xmm2, [rsi+8], 0', 'insertps xmm0, xmm1, 0x4a', 'insertps xmm0, xmm1, 0xf0',
+          'insertps xmm0, [rsi+4], 0x35', 'crc32 eax, bx', 'crc32 eax, ebx']:
+    add(a, a)
+for op in ['pcmpestri', 'pcmpestrm', 'pcmpistri', 'pcmpistrm']:
+    for imm in [0x00, 0x01, 0x04, 0x08, 0x0c, 0x0d, 0x14, 0x18, 0x1a, 0x30, 0x34, 0x38, 0x3c, 0x40, 0x44, 0x4c, 0x70, 0x02, 0x45]:
+        add(f'{op} {imm}', f'{op} xmm1, xmm2, {imm}', 's')
+    add(f'{op} m', f'{op} xmm1, [rsi+5], 0x0c', 's')
+add('pcmpestri q', 'pcmpestri xmm1, xmm2, 0x0c', 's')
