@@ -19,6 +19,24 @@ const eq = (a: unknown, b: unknown, what: string) => {
 };
 
 export const FEATURE_TESTS_EXT: Record<string, FeatureTest> = {
+  // CR4.OSXSAVE; xsetbv 3; xsave [rbx]; pxor xmm1, xmm1; xrstor [rbx]; xgetbv
+  xsave: {
+    code: "0f20e181c9000004000f22e131c9b80300000031d20f01d1b8070000000fae23660fefc90fae2b0f01d0",
+    setup: (c) => (c.xmm[4] = 77),
+    check: (c, ram) => eq([c.r[0], c.xmm[4], ram.readU32(0x30000 + 512)].join(), "3,77,3", "xsave"),
+  },
+  // CR4.OSXSAVE; eax = edx = -1; xsaveopt [rbx]
+  xsaveopt: {
+    code: "0f20e181c9000004000f22e1b8ffffffff89c20fae33",
+    setup: (c) => (c.xcr0 = 3),
+    check: (_c, ram) => eq(ram.readU32(0x30000 + 512), 3, "XSTATE_BV"),
+  },
+  // CR4.OSXSAVE; eax = edx = -1; xsavec [rbx]; xrstor [rbx]
+  xsavec: {
+    code: "0f20e181c9000004000f22e1b8ffffffff89c20fc7230fae2b",
+    setup: (c) => (c.xcr0 = 3),
+    check: (_c, ram) => eq(ram.readU32(0x30000 + 524) >>> 0, 0x80000000, "XCOMP_BV[63]"),
+  },
   ssse3: { // pabsd xmm0, xmm1
     code: "660f381ec1",
     setup: (c) => c.xmm.set([-5, 7, -2147483648, 0], 4),

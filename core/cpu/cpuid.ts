@@ -123,6 +123,9 @@ export const IMPLEMENTED: ReadonlySet<string> = new Set([
   "tsc-deadline",
   "rdrand",
   "hypervisor",
+  "xsave",
+  "xsaveopt",
+  "xsavec",
   "pni",
   "ssse3",
   "sse4.1",
@@ -347,6 +350,8 @@ export function cpuid(c: Cpu, leaf: number, sub: number): number[] {
       let ecx = cx;
       // x2APIC and TSC-deadline need an APIC.
       if (!(dx & (1 << 9))) ecx &= ~((1 << 21) | (1 << 24));
+      // OSXSAVE mirrors CR4.OSXSAVE.
+      if (ecx & (1 << 26) && c.cr4 & CR4_OSXSAVE) ecx |= 1 << 27;
       const ebx = (c.index << 24) | (Math.max(1, c.board.ncpus) << 16) | (8 << 8);
       return [m.signature, ebx, ecx, dx | (c.board.ncpus > 1 ? 1 << 28 : 0)];
     }
@@ -354,6 +359,8 @@ export function cpuid(c: Cpu, leaf: number, sub: number): number[] {
       return sub === 0 ? [0, w(7)[1], w(7)[2], w(7)[3]] : [0, 0, 0, 0];
     case 0xb:
       return [0, 0, sub & 0xff, c.index];
+    case 0xd:
+      return cpuidXsave(c, sub);
     case 0x15: {
       // TSC = crystal (1 MHz) × ebx / eax.
       const mhz = Math.floor(m.tscKhz / 1000);
@@ -395,6 +402,40 @@ export function cpuid(c: Cpu, leaf: number, sub: number): number[] {
       return w(0x80000007).slice();
     case 0x80000008:
       return [0x3028, 0, 0, 0];
+  }
+  return [0, 0, 0, 0];
+}
+
+/** CR4.OSXSAVE. */
+export const CR4_OSXSAVE = 0x40000;
+
+/** XSAVE area geometry: AVX (YMM_Hi128) at 576, 256 bytes. */
+export const XSAVE_AVX_OFFSET = 576, XSAVE_AVX_SIZE = 256;
+
+/** XCR0 bits this CPU supports (AVX only when it is advertised). */
+export function supportedXcr0(c: Cpu): number {
+  return c.cpuidModel.has("avx") ? 7 : 3;
+}
+
+/** Size of the standard-format area for the components in `mask`. */
+export function xsaveSize(mask: number): number {
+  return mask & 4 ? XSAVE_AVX_OFFSET + XSAVE_AVX_SIZE : 576;
+}
+
+/** CPUID leaf 0DH subleaf `sub`. */
+export function cpuidXsave(c: Cpu, sub: number): number[] {
+  if (!c.cpuidModel.has("xsave")) return [0, 0, 0, 0];
+  const sup = supportedXcr0(c);
+  switch (sub) {
+    case 0:
+      return [sup, xsaveSize(c.xcr0), xsaveSize(sup), 0];
+    case 1: {
+      const w = c.cpuidModel.words.get(0x1000000d)?.[0] ?? 0;
+      // EBX: size of the XSAVES area (no XSAVES here: the XSAVEC size of XCR0).
+      return [w, xsaveSize(c.xcr0), 0, 0];
+    }
+    case 2:
+      return sup & 4 ? [XSAVE_AVX_SIZE, XSAVE_AVX_OFFSET, 0, 0] : [0, 0, 0, 0];
   }
   return [0, 0, 0, 0];
 }

@@ -41,6 +41,7 @@ import { execString, execStringIo } from "./string.ts";
 import { execSse, execX87 } from "./sse.ts";
 import { execVex, isVex } from "./vex.ts";
 import { lzTzcnt, rdpid } from "./bmi.ts";
+import { xsavec } from "./xsave.ts";
 
 const TWO32 = 4294967296;
 const TWO64 = 18446744073709551616;
@@ -1801,6 +1802,7 @@ export class Interp {
       }
       this.unimpl("0f c7 reg");
     }
+    if (op === 4 && this.pfx === 0) return xsavec(this);
     if (op !== 1) this.unimpl(`0f c7 /${op}`);
     if (this.opsz === 8) {
       // CMPXCHG16B
