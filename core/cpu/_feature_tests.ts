@@ -18,7 +18,57 @@ const eq = (a: unknown, b: unknown, what: string) => {
   if (a !== b) throw new Error(`${what}: got ${a}, want ${b}`);
 };
 
+/** AVX state enabled as Linux leaves it: CR4.OSXSAVE and XCR0 = x87|SSE|AVX. */
+function avxOn(c: Cpu): void {
+  c.cr4 |= 0x40000;
+  c.xcr0 = 7;
+}
+
 export const FEATURE_TESTS_EXT: Record<string, FeatureTest> = {
+  avx: { // vaddpd ymm0, ymm1, ymm2
+    code: "c5f558c2",
+    setup: (c) => {
+      avxOn(c);
+      new Float64Array(c.xmm.buffer).set([1, 2], 2);
+      new Float64Array(c.ymmh.buffer).set([3, 4], 2);
+      new Float64Array(c.xmm.buffer).set([10, 20], 4);
+      new Float64Array(c.ymmh.buffer).set([30, 40], 4);
+    },
+    check: (c) =>
+      eq(
+        [...new Float64Array(c.xmm.buffer, 0, 2), ...new Float64Array(c.ymmh.buffer, 0, 2)].join(),
+        "11,22,33,44",
+        "vaddpd",
+      ),
+  },
+  avx2: { // vpaddd ymm0, ymm1, ymm2
+    code: "c5f5fec2",
+    setup: (c) => {
+      avxOn(c);
+      c.ymmh.set([1, 2, 3, 4, 10, 20, 30, 40], 4);
+    },
+    check: (c) => eq(Array.from(c.ymmh.subarray(0, 4)).join(), "11,22,33,44", "vpaddd"),
+  },
+  fma: { // vfmadd231sd xmm0, xmm1, xmm2: xmm0 += xmm1 * xmm2, one rounding
+    code: "c4e2f1b9c2",
+    setup: (c) => {
+      avxOn(c);
+      const d = new Float64Array(c.xmm.buffer);
+      d[0] = -1;
+      d[2] = 1 + 2 ** -30;
+      d[4] = 1 - 2 ** -30;
+    },
+    check: (c) => eq(new Float64Array(c.xmm.buffer)[0], -(2 ** -60), "vfmadd231sd"),
+  },
+  f16c: { // vcvtps2ph xmm0, xmm1, 0
+    code: "c4e3791dc800",
+    setup: (c) => {
+      avxOn(c);
+      new Float32Array(c.xmm.buffer).set([1.5, -2, 65504, 1e-8], 4);
+    },
+    check: (c) =>
+      eq(Array.from(new Uint16Array(c.xmm.buffer, 0, 4)).join(), "15872,49152,31743,0", "vcvtps2ph"),
+  },
   // CR4.OSXSAVE; xsetbv 3; xsave [rbx]; pxor xmm1, xmm1; xrstor [rbx]; xgetbv
   xsave: {
     code: "0f20e181c9000004000f22e131c9b80300000031d20f01d1b8070000000fae23660fefc90fae2b0f01d0",

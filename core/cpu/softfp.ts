@@ -237,7 +237,10 @@ export function sqrt(f: Fmt, env: FpEnv, a: bigint): bigint {
   const ua = unpack(f, env, a);
   if (ua.cls >= QNAN) return nanOf(f, env, ua, a, null, 0n, f0);
   if (ua.cls === ZERO) return zeroBits(f, ua.sign);
-  if (ua.sign) return invalid(f, env);
+  if (ua.sign) {
+    env.flags = f0; // invalid takes priority over the denormal-operand exception
+    return invalid(f, env);
+  }
   if (ua.cls === INF) return a;
   let m = ua.m, e = ua.e;
   if (e & 1) {
@@ -262,8 +265,10 @@ export function fma(
   negProd: boolean,
   negC: boolean,
 ): bigint {
+  const f0 = env.flags;
   const ua = unpack(f, env, a), ub = unpack(f, env, b), uc = unpack(f, env, c);
   if (ua.cls >= QNAN || ub.cls >= QNAN || uc.cls >= QNAN) {
+    env.flags = f0;
     if (ua.cls === SNAN || ub.cls === SNAN || uc.cls === SNAN) env.flags |= IE;
     if ((ua.cls === INF && ub.cls === ZERO) || (ua.cls === ZERO && ub.cls === INF)) env.flags |= IE;
     if (ua.cls >= QNAN) return quiet(f, a);

@@ -6,6 +6,7 @@
  */
 import type { Interp } from "./interp.ts";
 import { execBmiVex } from "./bmi.ts";
+import { execAvx } from "./avx.ts";
 
 const PP = [0, 0x66, 0xf3, 0xf2];
 
@@ -73,6 +74,7 @@ export function execVex(it: Interp, b: number): void {
     }
   }
   if (map < 1 || map > 3) c.ud();
-  const _f: VexFields = { map, pp: PP[pp], v, l, w: w === 1 };
+  const f: VexFields = { map, pp: PP[pp], v, l, w: w === 1 };
+  if (execAvx(it, op, f)) return;
   it.unimpl(`VEX map ${map} ${op.toString(16)}`);
 }

@@ -43,6 +43,7 @@ export class XCtx {
   readonly s = new Lanes(new Int32Array(8));
   readonly t = new Lanes(new Int32Array(8));
   readonly r = new Lanes(new Int32Array(8));
+  readonly t2 = new Lanes(new Int32Array(8));
   readonly env = new FpEnv();
   constructor(c: Cpu) {
     this.x = new Lanes(c.xmm);

@@ -118,3 +118,108 @@ for op in ['pcmpestri', 'pcmpestrm', 'pcmpistri', 'pcmpistrm']:
         add(f'{op} {imm}', f'{op} xmm1, xmm2, {imm}', 's')
     add(f'{op} m', f'{op} xmm1, [rsi+5], 0x0c', 's')
 add('pcmpestri q', 'pcmpestri xmm1, xmm2, 0x0c', 's')
+
+# --- AVX / AVX2 / FMA / F16C (VEX.128 writes zero the upper halves; legacy SSE preserves them)
+for L, R in [('x', 'xmm'), ('y', 'ymm')]:
+    for op, kind in [('vaddps', 'f32'), ('vaddpd', 'f64'), ('vmulps', 'f32'), ('vsubpd', 'f64'), ('vdivps', 'f32'),
+                     ('vmaxpd', 'f64'), ('vminps', 'f32'), ('vandps', 'i'), ('vxorpd', 'i'), ('vandnps', 'i'),
+                     ('vorpd', 'i'), ('vunpcklps', 'i'), ('vunpckhpd', 'i'), ('vaddsubps', 'f32'), ('vhaddpd', 'f64'),
+                     ('vhsubps', 'f32')]:
+        add(f'{op} {L}', f'{op} {R}0, {R}1, {R}2', kind, True)
+    add(f'vaddps {L} m', f'vaddps {R}0, {R}1, [rsi+4]', 'f32', True)
+    add(f'vsqrtpd {L}', f'vsqrtpd {R}0, {R}1', 'f64', True)
+    add(f'vcmpps {L} 13', f'vcmpps {R}0, {R}1, {R}2, 13', 'f32', True)
+    add(f'vcmppd {L} 20', f'vcmppd {R}0, {R}1, {R}2, 20', 'f64', True)
+    add(f'vcmpps {L} 8', f'vcmpps {R}0, {R}1, {R}2, 8', 'f32', True)
+    add(f'vshufps {L}', f'vshufps {R}0, {R}1, {R}2, 0x9c', 'i')
+    add(f'vshufpd {L}', f'vshufpd {R}0, {R}1, {R}2, 0x5', 'i')
+    for op in ['vpaddb', 'vpaddw', 'vpaddd', 'vpaddq', 'vpsubb', 'vpsubq', 'vpaddusb', 'vpsubsw', 'vpminub',
+               'vpmaxsw', 'vpavgb', 'vpmulhw', 'vpmulhuw', 'vpmullw', 'vpmuludq', 'vpmaddwd', 'vpsadbw', 'vpcmpeqb',
+               'vpcmpeqd', 'vpcmpgtw', 'vpand', 'vpandn', 'vpor', 'vpxor', 'vpunpcklbw', 'vpunpckhdq', 'vpunpcklqdq',
+               'vpacksswb', 'vpackuswb', 'vpackssdw', 'vpsrlw', 'vpsrad', 'vpsllq', 'vpshufb', 'vphaddw', 'vpmaddubsw',
+               'vpsignb', 'vpmulld', 'vpminsd', 'vpmaxud', 'vpcmpeqq', 'vpcmpgtq', 'vpackusdw', 'vpmuldq']:
+        add(f'{op} {L}', f'{op} {R}0, {R}1, {"xmm2" if op in ("vpsrlw", "vpsrad", "vpsllq") else R + "2"}', 'i')
+    for op in ['vpabsb', 'vpabsd']:
+        add(f'{op} {L}', f'{op} {R}0, {R}1')
+    add(f'vpshufd {L}', f'vpshufd {R}0, {R}1, 0x1b')
+    add(f'vpshufhw {L}', f'vpshufhw {R}0, {R}1, 0xd2')
+    add(f'vpsrldq {L}', f'vpsrldq {R}0, {R}1, 5')
+    add(f'vpslld {L} imm', f'vpslld {R}0, {R}1, 7')
+    add(f'vpsraw {L} imm', f'vpsraw {R}0, {R}1, 17')
+    add(f'vpalignr {L}', f'vpalignr {R}0, {R}1, {R}2, 9')
+    add(f'vpblendw {L}', f'vpblendw {R}0, {R}1, {R}2, 0x96')
+    add(f'vblendps {L}', f'vblendps {R}0, {R}1, {R}2, 0x65')
+    add(f'vpblendd {L}', f'vpblendd {R}0, {R}1, {R}2, 0xa9')
+    add(f'vblendvps {L}', f'vblendvps {R}0, {R}1, {R}2, {R}3')
+    add(f'vpblendvb {L}', f'vpblendvb {R}0, {R}1, {R}2, {R}3')
+    add(f'vmpsadbw {L}', f'vmpsadbw {R}0, {R}1, {R}2, 0x2d')
+    add(f'vdpps {L}', f'vdpps {R}0, {R}1, {R}2, 0xf3', 'f32', True)
+    add(f'vroundpd {L}', f'vroundpd {R}0, {R}1, 1', 'f64', True)
+    add(f'vptest {L}', f'vptest {R}0, {R}1')
+    add(f'vtestps {L}', f'vtestps {R}0, {R}1')
+    add(f'vpmovmskb {L}', f'vpmovmskb eax, {R}1')
+    add(f'vmovmskpd {L}', f'vmovmskpd eax, {R}1')
+    add(f'vmovups {L} load', f'vmovups {R}0, [rsi+4]')
+    add(f'vmovdqu {L} store', f'vmovdqu [rsi+1], {R}2')
+    add(f'vmovaps {L} reg', f'vmovaps {R}0, {R}3')
+    add(f'vmovdqa {L} load', f'vmovdqa {R}1, [rsi]')
+    add(f'vmovsldup {L}', f'vmovsldup {R}0, {R}1')
+    add(f'vmovddup {L}', f'vmovddup {R}0, {R}1')
+    add(f'vpermilps {L}', f'vpermilps {R}0, {R}1, {R}2')
+    add(f'vpermilpd {L} imm', f'vpermilpd {R}0, {R}1, 0x9')
+    add(f'vbroadcastss {L}', f'vbroadcastss {R}0, [rsi+4]')
+    add(f'vpbroadcastb {L}', f'vpbroadcastb {R}0, xmm1')
+    add(f'vpbroadcastw {L}', f'vpbroadcastw {R}0, [rsi+2]')
+    add(f'vpbroadcastq {L}', f'vpbroadcastq {R}0, xmm2')
+    add(f'vpsllvd {L}', f'vpsllvd {R}0, {R}1, {R}2')
+    add(f'vpsravd {L}', f'vpsravd {R}0, {R}1, {R}2')
+    add(f'vpsrlvq {L}', f'vpsrlvq {R}0, {R}1, {R}2')
+    add(f'vmaskmovps {L} load', f'vmaskmovps {R}0, {R}1, [rsi]')
+    add(f'vpmaskmovd {L} store', f'vpmaskmovd [rsi], {R}1, {R}2')
+    add(f'vcvtdq2ps {L}', f'vcvtdq2ps {R}0, {R}1', 'i', True)
+    add(f'vcvttps2dq {L}', f'vcvttps2dq {R}0, {R}1', 'f32', True)
+    add(f'vcvtps2pd {L}', f'vcvtps2pd {R}0, xmm1', 'f32', True)
+    add(f'vcvtpd2ps {L}', f'vcvtpd2ps xmm0, {R}1', 'f64', True)
+    add(f'vcvtdq2pd {L}', f'vcvtdq2pd {R}0, xmm1', 'i', True)
+    add(f'vcvtpd2dq {L}', f'vcvtpd2dq xmm0, {R}1', 'f64', True)
+    add(f'vcvtph2ps {L}', f'vcvtph2ps {R}0, xmm1', 'i', True)
+    add(f'vcvtps2ph {L}', f'vcvtps2ph xmm0, {R}1, 4', 'f32', True)
+    add(f'vcvtps2ph {L} rz', f'vcvtps2ph xmm0, {R}1, 3', 'f32', True)
+    add(f'vpmovsxbw {L}', f'vpmovsxbw {R}0, xmm1')
+    add(f'vpmovzxdq {L}', f'vpmovzxdq {R}0, [rsi+4]')
+    for fm in ['vfmadd132ps', 'vfmadd213pd', 'vfmadd231ps', 'vfmsub132pd', 'vfnmadd213ps', 'vfnmsub231pd',
+               'vfmaddsub132ps', 'vfmsubadd231pd']:
+        add(f'{fm} {L}', f'{fm} {R}0, {R}1, {R}2', 'f64' if fm.endswith('pd') else 'f32', True)
+for a, kind, fp in [('vaddss xmm0, xmm1, xmm2', 'f32', True), ('vmulsd xmm0, xmm1, [rsi+8]', 'f64', True),
+                    ('vsqrtsd xmm0, xmm1, xmm2', 'f64', True), ('vdivsd xmm3, xmm1, xmm2', 'f64', True),
+                    ('vmovss xmm0, xmm1, xmm2', 'i', False), ('vmovsd xmm0, [rsi+8]', 'i', False),
+                    ('vmovsd [rsi+8], xmm2', 'i', False), ('vmovq xmm0, xmm1', 'i', False), ('vmovd xmm0, ebx', 'i', False),
+                    ('vmovq rax, xmm1', 'i', False), ('vmovq xmm2, rcx', 'i', False), ('vmovd [rsi+4], xmm3', 'i', False),
+                    ('vcvtsi2sd xmm0, xmm1, rbx', 'i', True), ('vcvtsi2ss xmm0, xmm1, ebx', 'i', True),
+                    ('vcvttsd2si rax, xmm1', 'f64', True), ('vcvtss2si eax, xmm1', 'f32', True),
+                    ('vcvtsd2ss xmm0, xmm1, xmm2', 'f64', True), ('vcvtss2sd xmm0, xmm1, xmm2', 'f32', True),
+                    ('vucomisd xmm0, xmm1', 'f64', True), ('vcomiss xmm0, xmm1', 'f32', True),
+                    ('vcmpsd xmm0, xmm1, xmm2, 17', 'f64', True), ('vroundss xmm0, xmm1, xmm2, 9', 'f32', True),
+                    ('vfmadd231sd xmm0, xmm1, xmm2', 'f64', True), ('vfnmadd132ss xmm0, xmm1, xmm2', 'f32', True),
+                    ('vfmsub213sd xmm0, xmm1, [rsi+8]', 'f64', True), ('vpinsrd xmm0, xmm1, ebx, 2', 'i', False),
+                    ('vpinsrq xmm0, xmm1, rcx, 1', 'i', False), ('vpextrb eax, xmm1, 7', 'i', False),
+                    ('vpextrq rax, xmm2, 1', 'i', False), ('vinsertps xmm0, xmm1, xmm2, 0x96', 'i', False),
+                    ('vpinsrw xmm0, xmm1, ebx, 5', 'i', False), ('vpextrw eax, xmm1, 3', 'i', False),
+                    ('vmovhps xmm0, xmm1, [rsi+8]', 'i', False), ('vmovlhps xmm0, xmm1, xmm2', 'i', False),
+                    ('vmovhlps xmm0, xmm1, xmm2', 'i', False), ('vmovlpd [rsi+8], xmm1', 'i', False),
+                    ('vpcmpistri xmm1, xmm2, 0x0c', 's', False), ('vpcmpestrm xmm1, xmm2, 0x44', 's', False),
+                    ('vzeroupper', 'i', False), ('vzeroall', 'i', False),
+                    ('vperm2f128 ymm0, ymm1, ymm2, 0x31', 'i', False), ('vperm2i128 ymm0, ymm1, ymm2, 0x28', 'i', False),
+                    ('vinsertf128 ymm0, ymm1, xmm2, 1', 'i', False), ('vinserti128 ymm0, ymm1, [rsi+16], 0', 'i', False),
+                    ('vextractf128 xmm0, ymm1, 1', 'i', False), ('vextracti128 [rsi+16], ymm2, 1', 'i', False),
+                    ('vpermq ymm0, ymm1, 0x4e', 'i', False), ('vpermpd ymm0, ymm1, 0x1b', 'i', False),
+                    ('vpermd ymm0, ymm1, ymm2', 'i', False), ('vpermps ymm0, ymm1, ymm2', 'i', False),
+                    ('vbroadcastsd ymm0, xmm1', 'i', False), ('vbroadcastf128 ymm0, [rsi+16]', 'i', False),
+                    ('vbroadcasti128 ymm0, [rsi]', 'i', False), ('vpbroadcastd ymm0, xmm1', 'i', False),
+                    ('paddd xmm0, xmm1', 'i', False), ('addps xmm0, xmm1', 'f32', True), ('pshufb xmm0, xmm1', 'i', False),
+                    ('vpsrld ymm1, ymm1, 29;vpslld ymm1, ymm1, 3;vpgatherdd ymm0, [rsi+ymm1*1], ymm2', 'i', False),
+                    ('vpsrlq ymm1, ymm1, 61;vpsllq ymm1, ymm1, 3;vpgatherqq ymm0, [rsi+ymm1*1], ymm2', 'i', False),
+                    ('vpsrld ymm1, ymm1, 29;vpslld ymm1, ymm1, 3;vgatherdps xmm0, [rsi+xmm1*1], xmm2', 'i', False),
+                    ('vpsrlq ymm1, ymm1, 61;vpsllq ymm1, ymm1, 3;vpgatherqd xmm0, [rsi+ymm1*1], xmm2', 'i', False),
+                    ('vpsrld ymm1, ymm1, 29;vpslld ymm1, ymm1, 3;vgatherdpd ymm0, [rsi+xmm1*2], ymm2', 'i', False)]:
+    add(a, a, kind, fp)
