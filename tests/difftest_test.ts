@@ -189,7 +189,7 @@ Deno.test({
       seed: 7,
       ncases: 300,
       len: 3,
-      groups: ["bmi", "sse4", "ssefp"],
+      groups: ["bmi", "sse4", "ssefp", "avx"],
       mode: "both",
       maxReport: 3,
       straddle: false,

@@ -224,6 +224,10 @@ export function runSoft(s: SoftCpu, fc: FuzzCase, tr: Translator | null): Machin
   });
   const xdv = new DataView(fc.init.xmm.buffer, fc.init.xmm.byteOffset, 256);
   for (let i = 0; i < 64; i++) c.xmm[i] = xdv.getInt32(i * 4, true);
+  c.ymmh.fill(0);
+  c.cr4 |= 0x40000; // OSXSAVE, and XCR0 with AVX state, as Linux sets them up
+  c.xcr0 = 7;
+  c.mxcsr = 0x1f80;
   c.setFlags(fc.init.flags);
   c.rip = at;
   c.halted = false;

@@ -741,6 +741,120 @@ const SSE4: Gen = (r) => {
   }
 };
 
+function yr(r: Rng): string {
+  return `ymm${r.int(16)}`;
+}
+
+/** AVX/AVX2/FMA/F16C: VEX.128 and VEX.256 forms (upper halves reach the compared XMM state via lane moves). */
+const AVX: Gen = (r) => {
+  const y = r.int(2) === 1;
+  const R = y ? yr : xr;
+  const m = (
+    n: number,
+  ) => (r.int(3) ? R(r) : mem(r, n === 32 ? 16 : n, 1).replace("XMMWORD", n === 32 ? "YMMWORD" : "XMMWORD"));
+  switch (r.int(8)) {
+    case 0:
+      return u(
+        "avx",
+        `${
+          r.pick([
+            "vpaddd",
+            "vpsubb",
+            "vpaddusw",
+            "vpminub",
+            "vpmaxsd",
+            "vpcmpeqb",
+            "vpcmpgtq",
+            "vpshufb",
+            "vpunpcklbw",
+            "vpackssdw",
+            "vpmulld",
+            "vpmaddubsw",
+            "vpsadbw",
+            "vpavgw",
+            "vpand",
+            "vpxor",
+            "vpsllvd",
+            "vpsrlvq",
+            "vphaddd",
+            "vpsignw",
+            "vpmulhrsw",
+          ])
+        } ${R(r)}, ${R(r)}, ${m(y ? 32 : 16)}`,
+        0,
+        0,
+        0,
+      );
+    case 1:
+      return u(
+        "avx",
+        `${
+          r.pick([
+            "vaddps",
+            "vmulpd",
+            "vsubps",
+            "vdivpd",
+            "vminps",
+            "vmaxpd",
+            "vaddsubps",
+            "vhaddpd",
+            "vandnps",
+            "vxorpd",
+            "vunpckhps",
+          ])
+        } ${R(r)}, ${R(r)}, ${R(r)}`,
+        0,
+        0,
+        0,
+      );
+    case 2:
+      return u(
+        "avx",
+        `${r.pick(["vfmadd132ps", "vfmadd213pd", "vfmadd231ps", "vfnmsub231pd", "vfmsubadd132ps"])} ${
+          R(r)
+        }, ${R(r)}, ${R(r)}`,
+        0,
+        0,
+        0,
+      );
+    case 3:
+      return u(
+        "avx",
+        `${r.pick(["vaddsd", "vmulss", "vsqrtsd", "vfmadd231sd", "vminss"])} ${xr(r)}, ${xr(r)}, ${xr(r)}`,
+        0,
+        0,
+        0,
+      );
+    case 4:
+      return u(
+        "avx",
+        `${r.pick(["vpshufd", "vpermilps", "vpshufhw"])} ${R(r)}, ${R(r)}, ${r.int(256)}`,
+        0,
+        0,
+        0,
+      );
+    case 5:
+      return u(
+        "avx",
+        r.pick([
+          `vperm2i128 ymm${r.int(16)}, ${yr(r)}, ${yr(r)}, ${r.int(256) & 0x3b}`,
+          `vextracti128 ${xr(r)}, ${yr(r)}, ${r.int(2)}`,
+          `vinserti128 ${yr(r)}, ${yr(r)}, ${xr(r)}, ${r.int(2)}`,
+          `vpermq ${yr(r)}, ${yr(r)}, ${r.int(256)}`,
+          `vpbroadcastd ${R(r)}, ${xr(r)}`,
+          "vzeroupper",
+        ]),
+        0,
+        0,
+        0,
+      );
+    case 6:
+      return u("avx", `${r.pick(["vptest", "vtestps"])} ${R(r)}, ${R(r)}`, 0, ARITH, 0);
+    default:
+      return u("avx", `${r.pick(["vcvtps2ph"])} ${xr(r)}, ${R(r)}, ${r.int(8)}`, 0, 0, 0);
+  }
+};
+
 /** The generator table: group name, weight, generator. */
 export const GROUPS: ReadonlyArray<[string, number, Gen]> = [
   ["alu", 10, ALU],
@@ -759,6 +873,7 @@ export const GROUPS: ReadonlyArray<[string, number, Gen]> = [
   ["fxsave", 1, FXSAVE],
   ["bmi", 4, BMI],
   ["sse4", 4, SSE4],
+  ["avx", 4, AVX],
 ];
 
 /** Draw one unit from the enabled groups (all when `only` is empty). */
