@@ -9,7 +9,7 @@ import { CC_EAGER, F_AF, F_CF, F_OF, F_PF, F_SF, F_ZF } from "./cpu.ts";
 import type { Interp } from "./interp.ts";
 import { byteShift, INT_OPS, LOGIC_OPS, pshuf, shiftLane, shufp, unpckp } from "./avxint.ts";
 import { VEC_OPS } from "./map0f38.ts";
-import { ADD, cvtToInt, DIV, MAX, MIN, MUL, packedCmp, packedOp, SQRT, SUB } from "./ssefp.ts";
+import { ADD, cvtToInt, DIV, MAX, MIN, MUL, packedCmp, packedOp, rcpLane, SQRT, SUB } from "./ssefp.ts";
 import * as sf from "./softfp.ts";
 import { ptestFlags } from "./sse4x.ts";
 import { pcmpstr, strIndex, strMask } from "./sse42.ts";
@@ -418,6 +418,16 @@ function fpMisc(o: VexOps, op: number): boolean {
   const scalar = pp === 0xf2 || pp === 0xf3;
   const env = X.env;
   switch (op) {
+    case 0x52:
+    case 0x53: { // VRSQRTPS/SS, VRCPPS/SS
+      if (pp !== 0 && pp !== 0xf3) return false;
+      it.modrm(0);
+      o.reg(f.v, o.r);
+      o.rm(pp ? 4 : o.bytes);
+      for (let i = 0; i < (pp ? 1 : o.bytes / 4); i++) o.r.f32[i] = rcpLane(o.b.f32[i], op === 0x52);
+      o.write(it.reg, o.r, pp ? 0 : f.l);
+      return true;
+    }
     case 0xc2: {
       it.modrm(1);
       o.reg(f.v, o.a);

@@ -27,3 +27,11 @@ Deno.test("VEX BMI: #UD for VEX.L=1, a legacy 66 prefix, or when the model lacks
   assert.equal(fault("66c4e2e0f2c1"), EXC_UD); // 66 before VEX
   assert.equal(fault("c4e2e0f2c1", "qemu64"), EXC_UD);
 });
+
+Deno.test("XADD with one register as both operands leaves the sum (SDM: SRC ← DEST, then DEST ← sum)", () => {
+  const { c, it, ram } = longModeCpu();
+  const code = new Uint8Array([0xb8, 5, 0, 0, 0, 0x0f, 0xc1, 0xc0]); // mov eax, 5; xadd eax, eax
+  ram.write(CODE, code);
+  runUntil(c, it, CODE, CODE + code.length);
+  assert.equal(c.r[0], 10);
+});

@@ -1718,8 +1718,9 @@ export class Interp {
         t = this.rdG(sz);
         const s = alu(c, 0, sz, v, vh, t, c.hi);
         const sh = c.hi;
-        this.wrE(sz, s, sh);
+        // SRC ← DEST, then DEST ← sum: with one register as both, the sum wins (rdEw probed the write).
         this.wrG(sz, v, vh);
+        this.wrE(sz, s, sh);
         return;
       }
       case 0xc7:

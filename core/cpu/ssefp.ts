@@ -158,6 +158,26 @@ function copy(dst: Lanes, dOff: number, src: Lanes, sOff: number, n32: number): 
 }
 
 /**
+ * RCPPS/RSQRTPS lane (no MXCSR flags; hardware returns a 12-bit approximation, this returns the correctly
+ * rounded value, which is within the architectural bound |rel err| <= 1.5 * 2^-12). Denormal inputs and
+ * tiny results are flushed to zero, as on hardware.
+ */
+export function rcpLane(x: number, sqrt: boolean): number {
+  const bits = new Uint32Array(new Float32Array([x]).buffer)[0];
+  if (Number.isNaN(x)) return new Float32Array(new Uint32Array([bits | 0x400000]).buffer)[0];
+  const ax = Math.abs(x);
+  const z = ax < MIN32; // zero or denormal
+  if (sqrt) {
+    if (z) return bits >>> 31 ? -Infinity : Infinity;
+    if (x < 0) return new Float32Array(new Uint32Array([0xffc00000]).buffer)[0];
+    return Math.fround(1 / Math.sqrt(x));
+  }
+  if (z) return bits >>> 31 ? -Infinity : Infinity;
+  const r = Math.fround(1 / x);
+  return Math.abs(r) < MIN32 ? (r < 0 ? -0 : 0) : r;
+}
+
+/**
  * The legacy-encoded SSE FP instructions (ModRM decoded; an imm8 for C2 still to fetch). False: not one of
  * them (the caller continues with its own table).
  */
@@ -197,6 +217,13 @@ export function execSseFp(it: Interp, b: number): boolean {
       packedOp(c, dbl, op, n, x, dbl ? d / 2 : d, s, 0, r, 0);
       commitFlags(c, env);
       copy(x, d, r, 0, 4);
+      return true;
+    }
+    case 0x52:
+    case 0x53: { // RSQRTPS/SS, RCPPS/SS
+      if (p !== 0 && p !== 0xf3) return false;
+      loadRm(it, s, p ? 4 : 16, true);
+      for (let i = 0; i < (p ? 1 : 4); i++) x.f32[d + i] = rcpLane(s.f32[i], b === 0x52);
       return true;
     }
     case 0xc2: {

@@ -64,3 +64,18 @@ Deno.test("MXCSR rounding mode steers CVTSD2SI and the NaN rules pick the first 
   assert.equal(new BigUint64Array(r.c.xmm.buffer)[0], 0x7ff8000000000001n);
   assert.equal(r.c.mxcsr & 1, 1);
 });
+
+Deno.test("LDMXCSR with a reserved bit raises #GP(0); RCPPS/RSQRTPS stay within 1.5 * 2^-12 and get the specials right", () => {
+  assert.equal(run("c703801f01000fae13", () => {}).vec, EXC_GP); // mov dword [rbx], 0x11f80; ldmxcsr [rbx]
+  const r = run("0f53c10f52d1", (c) => { // rcpps xmm0, xmm1; rsqrtps xmm2, xmm1
+    new Float32Array(c.xmm.buffer).set([3, 0, -0.25, 1e-40], 4);
+  });
+  const f = new Float32Array(r.c.xmm.buffer);
+  assert.ok(Math.abs(f[0] * 3 - 1) <= 1.5 * 2 ** -12);
+  assert.equal(f[1], Infinity);
+  assert.equal(f[2], -4);
+  assert.equal(f[3], Infinity); // denormal input read as zero
+  assert.ok(Math.abs(f[8] * Math.sqrt(3) - 1) <= 1.5 * 2 ** -12);
+  assert.ok(Number.isNaN(f[10]));
+  assert.equal(r.c.mxcsr, 0x1f80);
+});

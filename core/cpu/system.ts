@@ -1137,9 +1137,12 @@ export function group15(it: Interp): void {
     case 1:
       fxrstor(it, it.la);
       return;
-    case 2:
-      c.mxcsr = c.rd32(it.la) & 0xffff;
+    case 2: {
+      const mx = c.rd32(it.la); // LDMXCSR: reserved bits (31:16, beyond MXCSR_MASK 0xffff) → #GP(0)
+      if (mx & ~0xffff) c.gp(0);
+      c.mxcsr = mx;
       return;
+    }
     case 3:
       c.wr32(it.la, c.mxcsr);
       return;
