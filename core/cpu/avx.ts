@@ -9,7 +9,20 @@ import { CC_EAGER, F_AF, F_CF, F_OF, F_PF, F_SF, F_ZF } from "./cpu.ts";
 import type { Interp } from "./interp.ts";
 import { byteShift, INT_OPS, LOGIC_OPS, pshuf, shiftLane, shufp, unpckp } from "./avxint.ts";
 import { VEC_OPS } from "./map0f38.ts";
-import { ADD, cvtToInt, DIV, MAX, MIN, MUL, packedCmp, packedOp, rcpLane, SQRT, SUB } from "./ssefp.ts";
+import {
+  ADD,
+  cvtToInt,
+  DIV,
+  maskmov,
+  MAX,
+  MIN,
+  MUL,
+  packedCmp,
+  packedOp,
+  rcpLane,
+  SQRT,
+  SUB,
+} from "./ssefp.ts";
 import * as sf from "./softfp.ts";
 import { ptestFlags } from "./sse4x.ts";
 import { pcmpstr, strIndex, strMask } from "./sse42.ts";
@@ -61,6 +74,14 @@ export function execAvx(it: Interp, op: number, f: VexFields): boolean {
 function map23Special(o: VexOps, op: number): boolean {
   const { c, it, f, X } = o;
   if (f.map === 2) {
+    if (op === 0x2a) { // VMOVNTDQA
+      if (f.l) need(c, F.avx2);
+      it.modrm(0);
+      if (it.isReg || f.v !== 0) c.ud();
+      o.rm(o.bytes, true);
+      o.write(it.reg, o.b);
+      return true;
+    }
     if (op === 0x17 || op === 0x0e || op === 0x0f) { // VPTEST / VTESTPS / VTESTPD
       it.modrm(0);
       o.reg(it.reg, o.a);
@@ -418,6 +439,24 @@ function fpMisc(o: VexOps, op: number): boolean {
   const scalar = pp === 0xf2 || pp === 0xf3;
   const env = X.env;
   switch (op) {
+    case 0xf7: // VMASKMOVDQU
+      if (pp !== 0x66 || f.l || f.v !== 0) return false;
+      it.modrm(0);
+      if (!it.isReg) c.ud();
+      maskmov(it, it.reg, it.rm);
+      return true;
+    case 0xae: { // VLDMXCSR / VSTMXCSR
+      it.modrm(0);
+      const g = it.reg & 7;
+      if (pp !== 0 || f.l || f.v !== 0 || it.isReg || (g !== 2 && g !== 3)) return false;
+      if (g === 3) c.wr32(it.la, c.mxcsr);
+      else {
+        const mx = c.rd32(it.la);
+        if (mx & ~0xffff) c.gp(0);
+        c.mxcsr = mx;
+      }
+      return true;
+    }
     case 0x52:
     case 0x53: { // VRSQRTPS/SS, VRCPPS/SS
       if (pp !== 0 && pp !== 0xf3) return false;

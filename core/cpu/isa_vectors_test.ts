@@ -208,6 +208,8 @@ function runCase(v: Vec, k: number, expect: string): string {
   }
   c.r[6] = BUF;
   c.r[22] = 0;
+  c.r[4] = 0x3f000; // rsp (push/pop around rdi in the MASKMOVDQU vectors)
+  c.r[20] = 0;
   c.setFlags(st.f);
   c.mxcsr = st.mx;
   const yv = new DataView(st.y.buffer);

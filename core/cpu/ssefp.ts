@@ -157,6 +157,15 @@ function copy(dst: Lanes, dOff: number, src: Lanes, sOff: number, n32: number): 
   for (let i = 0; i < n32; i++) dst.i32[dOff + i] = src.i32[sOff + i];
 }
 
+/** MASKMOVDQU / VMASKMOVDQU: non-temporal byte-masked store of XMM `src` under mask XMM `mask` to DS:rDI. */
+export function maskmov(it: Interp, src: number, mask: number): void {
+  const c = it.c;
+  const x = xctx(c).x;
+  const di = it.adsz === 8 ? c.regNum(7) : it.adsz === 4 ? c.r[7] >>> 0 : c.r[7] & 0xffff;
+  const la = it.lin(3, di);
+  for (let i = 0; i < 16; i++) if (x.u8[mask * 16 + i] & 0x80) c.wr8(la + i, x.u8[src * 16 + i]);
+}
+
 /**
  * RCPPS/RSQRTPS lane (no MXCSR flags; hardware returns a 12-bit approximation, this returns the correctly
  * rounded value, which is within the architectural bound |rel err| <= 1.5 * 2^-12). Denormal inputs and
@@ -375,6 +384,11 @@ export function execSseFp(it: Interp, b: number): boolean {
         r.i32[2] = r.i32[3] = s.i32[2 + o];
       }
       copy(x, d, r, 0, 4);
+      return true;
+    }
+    case 0xf7: { // MASKMOVDQU: bytes of xmm(reg) whose mask byte has bit 7 set, to DS:rDI
+      if (p !== 0x66 || !it.isReg) return false;
+      maskmov(it, it.reg, it.rm);
       return true;
     }
     case 0xf0: {
