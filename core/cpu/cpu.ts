@@ -136,6 +136,8 @@ export class Cpu {
   readonly fpr = new Uint8Array(128);
   /** Typed-array views over xmm, created by sse.ts on first use. */
   sseViews: unknown = null;
+  /** SIMD extension views and scratch (xmmops.ts XCtx), created on first use. */
+  simdCtx: unknown = null;
 
   halted = false;
   /** Waiting for SIPI (APs after INIT / at power-on). */

@@ -78,6 +78,30 @@ export function packedOp(
   }
 }
 
+const fastTmp = new Float64Array(4);
+
+/**
+ * The common case in place: every lane has normal operands and a normal result in round-to-nearest with PE
+ * already set, so nothing but the (sticky) precision flag could change. False (nothing written): take the
+ * exact path.
+ */
+function fastLanes(x: Lanes, xo: number, b: Lanes, dbl: boolean, op: number, n: number): boolean {
+  const min = dbl ? MIN64 : MIN32;
+  for (let i = 0; i < n; i++) {
+    const p = dbl ? x.f64[xo + i] : x.f32[xo + i], q = dbl ? b.f64[i] : b.f32[i];
+    if ((op !== SQRT && !normal(p, min)) || !normal(q, min)) return false;
+    let v = op === ADD ? p + q : op === SUB ? p - q : op === MUL ? p * q : op === DIV ? p / q : Math.sqrt(q);
+    if (!dbl) v = Math.fround(v);
+    if (!normal(v, min)) return false;
+    fastTmp[i] = v;
+  }
+  for (let i = 0; i < n; i++) {
+    if (dbl) x.f64[xo + i] = fastTmp[i];
+    else x.f32[xo + i] = fastTmp[i];
+  }
+  return true;
+}
+
 /** CMPPS predicate (0-31) on a compare result (-1, 0, 1, 2 = unordered). */
 export function cmpPred(pred: number, r: number): boolean {
   switch (pred & 15) {
@@ -220,9 +244,12 @@ export function execSseFp(it: Interp, b: number): boolean {
         ? DIV
         : MAX;
       loadRm(it, s, scalar ? (dbl ? 8 : 4) : 16, true);
+      const n = scalar ? 1 : dbl ? 2 : 4;
+      if (op !== MIN && op !== MAX && fastOk(c.mxcsr) && fastLanes(x, dbl ? d / 2 : d, s, dbl, op, n)) {
+        return true;
+      }
       env.load(c.mxcsr);
       copy(r, 0, x, d, 4);
-      const n = scalar ? 1 : dbl ? 2 : 4;
       packedOp(c, dbl, op, n, x, dbl ? d / 2 : d, s, 0, r, 0);
       commitFlags(c, env);
       copy(x, d, r, 0, 4);

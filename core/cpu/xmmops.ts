@@ -51,15 +51,12 @@ export class XCtx {
   }
 }
 
-const cache = new WeakMap<Cpu, XCtx>();
-
 export function xctx(c: Cpu): XCtx {
-  let v = cache.get(c);
-  if (!v) {
-    v = new XCtx(c);
-    cache.set(c, v);
-  }
-  return v;
+  const v = c.simdCtx as XCtx | null;
+  if (v !== null) return v;
+  const n = new XCtx(c);
+  c.simdCtx = n;
+  return n;
 }
 
 /** #UD with CR0.EM, #NM with CR0.TS (SSE instructions). */
