@@ -13,7 +13,7 @@ import { linux64EntryState } from "../core/boot/bzimage.ts";
 import { makeHarnessBoard } from "../core/cpu/harness.ts";
 import { SoftCpuAccelerator } from "../core/cpu/mod.ts";
 import { buildVm } from "../shell/vm.ts";
-import { isCliAction, parseCommandLine } from "../shell/cli.ts";
+import { isCliAction, parseCommandLine } from "../shell/cli/mod.ts";
 import { MICROVM_DEVICES } from "../devices/microvm.ts";
 import { prepareGuestDir, qemuPath, serialLine } from "./lib/guest.ts";
 import { fmt, fmtRatio, fmtSummary, renderSection, type Section, summarize } from "./lib/stats.ts";

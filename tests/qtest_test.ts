@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { isCliAction, parseCommandLine } from "../shell/cli.ts";
+import { isCliAction, parseCommandLine } from "../shell/cli/mod.ts";
 import { buildVm, type VmRunner } from "../shell/vm.ts";
 import { MICROVM_DEVICES } from "../devices/microvm.ts";
 import type { MachineIface } from "../shell/machine_iface.ts";

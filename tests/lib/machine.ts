@@ -3,7 +3,7 @@
  * chardevs and drives, a manual clock. For register-level and golden tests.
  * @module
  */
-import { isCliAction, parseCommandLine } from "../../shell/cli.ts";
+import { isCliAction, parseCommandLine } from "../../shell/cli/mod.ts";
 import type { VmConfig } from "../../core/config.ts";
 import type { BlockBackend } from "../../core/types.ts";
 import { CountingLog } from "../../core/types.ts";

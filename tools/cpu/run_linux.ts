@@ -1,15 +1,15 @@
 /**
  * Development script: boot the default guest's kernel on the software CPU with the harness board
- * (no devices): `deno run -A core/cpu/run_linux.ts [vmlinux|bzImage] [seconds] [extra cmdline]`.
+ * (no devices): `deno run -A tools/cpu/run_linux.ts [vmlinux|bzImage] [seconds] [extra cmdline]`.
  * Prints the serial console, MIPS, and the last instructions on a triple fault or timeout.
  * @module
  */
-import { loadLinux } from "../boot/mod.ts";
-import { guestFile } from "../host/guest_files.ts";
-import { makeHarnessBoard } from "./harness.ts";
-import { SoftCpuAccelerator } from "./mod.ts";
-import { VirtualClock } from "../clock.ts";
-import type { LocalApicPort } from "../accel.ts";
+import { loadLinux } from "../../core/boot/mod.ts";
+import { guestFile } from "../../core/host/guest_files.ts";
+import { makeHarnessBoard } from "../../core/cpu/harness.ts";
+import { SoftCpuAccelerator } from "../../core/cpu/mod.ts";
+import { VirtualClock } from "../../core/clock.ts";
+import type { LocalApicPort } from "../../core/accel.ts";
 
 const kernelName = Deno.args[0] ?? "vmlinux";
 const seconds = Number(Deno.args[1] ?? 20);

@@ -11,7 +11,7 @@ import {
   MAX_CPUS,
   type OnOffAuto,
   type VmConfig,
-} from "../core/config.ts";
+} from "../../core/config.ts";
 import {
   CliError,
   type OptPair,
@@ -23,7 +23,7 @@ import {
   parseU64,
   validateOpts,
   withLocation,
-} from "./options.ts";
+} from "../options.ts";
 import {
   BOOT_KEYS,
   ICOUNT_OPTS,
@@ -33,9 +33,9 @@ import {
   MEMORY_OPTS,
   type Pending,
   SMP_KEYS,
-} from "./_cli_common.ts";
-import { CPU_MODELS, LOG_ITEMS, logUsage } from "./_cli_help.ts";
-import { cpuFlagError } from "../core/cpu/cpuid.ts";
+} from "./common.ts";
+import { CPU_MODELS, LOG_ITEMS, logUsage } from "./help.ts";
+import { cpuFlagError } from "../../core/cpu/cpuid.ts";
 
 /** -d ITEMS → log config (qemu_str_to_log_mask). */
 export function applyLogMask(cfg: VmConfig, mask: string): void {
@@ -158,6 +158,13 @@ export function applyMachine(p: Pending): void {
         throw new CliError(`Invalid parameter type for '${dash}', expected: object`);
       default:
         throw new CliError(`Property '${MACHINE_QOM_TYPE}.${dash}' not found`);
+    }
+  }
+  // BootConfiguration's member types (the range checks are fw_cfg's, at machine creation).
+  for (const k of ["menu", "strict"]) if (bootProps[k] !== undefined) parseBool(`boot.${k}`, bootProps[k]);
+  for (const k of ["splash-time", "reboot-timeout"]) {
+    if (bootProps[k] !== undefined && !parseI64(bootProps[k]).ok) {
+      throw new CliError(`Parameter 'boot.${k}' expects integer`);
     }
   }
   cfg.boot.props = bootProps;

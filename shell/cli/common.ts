@@ -3,8 +3,8 @@
  * and the state the option loop gathers before the post-loop phases turn it into a VmConfig.
  * @module
  */
-import { type VmConfig } from "../core/config.ts";
-import { type OptDesc, type OptPair } from "./options.ts";
+import { type VmConfig } from "../../core/config.ts";
+import { type OptDesc, type OptPair } from "../options.ts";
 /** What `parseCommandLine` returns when the command line asks for text instead of a VM. */
 export interface CliAction {
   action: "help" | "version";
