@@ -25,6 +25,20 @@ function avxOn(c: Cpu): void {
 }
 
 export const FEATURE_TESTS_EXT: Record<string, FeatureTest> = {
+  mmx: { // paddd mm0, mm1 (MM registers alias the x87 significands, Cpu.fpr bytes 16n..16n+7)
+    code: "0ffec1",
+    setup: (c) => {
+      const v = new DataView(c.fpr.buffer, c.fpr.byteOffset, 128);
+      v.setUint32(0, 1, true);
+      v.setUint32(4, 0xffffffff, true);
+      v.setUint32(16, 2, true);
+      v.setUint32(20, 1, true);
+    },
+    check: (c) => {
+      const v = new DataView(c.fpr.buffer, c.fpr.byteOffset, 128);
+      eq(`${v.getUint32(0, true)},${v.getUint32(4, true)}`, "3,0", "paddd mm0, mm1");
+    },
+  },
   avx: { // vaddpd ymm0, ymm1, ymm2
     code: "c5f558c2",
     setup: (c) => {

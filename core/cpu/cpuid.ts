@@ -95,7 +95,7 @@ const ALIASES: Record<string, string> = {
 /**
  * Feature names this CPU implements (instructions and all): the only bits any model may advertise.
  * cpuid_test.ts executes an instruction of every one of them. Not here (yet): vme (no VME in virtual-8086
- * mode), pse36 (32-bit PSE pages ignore PDE bits 13-20), mmx (MMX register operations: the x87/MMX work).
+ * mode), pse36 (32-bit PSE pages ignore PDE bits 13-20).
  */
 export const IMPLEMENTED: ReadonlySet<string> = new Set([
   "fpu",
@@ -115,6 +115,7 @@ export const IMPLEMENTED: ReadonlySet<string> = new Set([
   "pat",
   "clflush",
   "fxsr",
+  "mmx",
   "sse",
   "sse2",
   "cx16",
