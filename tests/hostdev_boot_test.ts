@@ -152,6 +152,12 @@ function fnv(b: Uint8Array): string {
   return h.toString(16).padStart(8, "0");
 }
 
+/** Conn.write may write less than asked: loop until everything is out. */
+async function writeAll(c: Deno.Conn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await c.write(data.subarray(off));
+}
+
 async function readAll(c: Deno.Conn, limit = Infinity): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   let n = 0;
@@ -214,7 +220,7 @@ Deno.test("virtio-balloon over QMP and virtio-vsock over Unix sockets with a Lin
         "LP=$!",
         "sleep 1",
         "echo GUEST-BALLOON-READY",
-        "i=0; while [ $(mt) -gt 200000 ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done",
+        "i=0; while [ $(mt) -gt 140000 ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done",
         'echo "GUEST-MEM-SHRUNK $(mt)"',
         "i=0; while [ $(mt) -lt 230000 ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done",
         'echo "GUEST-MEM-GREW $(mt)"',
@@ -235,7 +241,7 @@ Deno.test("virtio-balloon over QMP and virtio-vsock over Unix sockets with a Lin
         const c = await l.accept();
         try {
           if (port === 6100) {
-            await c.write(pattern(77, 300000));
+            await writeAll(c, pattern(77, 300000));
             return "sent";
           }
           if (port === 6200) {
@@ -245,7 +251,7 @@ Deno.test("virtio-balloon over QMP and virtio-vsock over Unix sockets with a Lin
           }
           const got = await readAll(c);
           const ok = fnv(got) === fnv(pattern(port, 200000)) && got.length === 200000;
-          await c.write(got);
+          await writeAll(c, got);
           return ok ? "ok" : `bad ${got.length}`;
         } finally {
           c.close();
@@ -294,11 +300,11 @@ Deno.test("virtio-balloon over QMP and virtio-vsock over Unix sockets with a Lin
                 if (!/^OK \d+\n$/.test(okLine)) return `bad handshake ${JSON.stringify(okLine)}`;
                 const data = pattern(100 + i, 100000);
                 if (i === 5) {
-                  await c.write(data.subarray(0, 1000));
+                  await writeAll(c, data.subarray(0, 1000));
                   return "vanished";
                 }
                 const reader = readAll(c);
-                await c.write(data);
+                await writeAll(c, data);
                 await c.closeWrite();
                 const back = await reader;
                 return fnv(back) === fnv(data) ? "ok" : `bad echo ${back.length}`;
