@@ -120,7 +120,69 @@ export type RunExit =
   | { kind: "shutdown"; reason: "triple-fault" | "guest-reset" | "guest-shutdown" }
   | { kind: "paused" }
   | { kind: "quit" }
-  | { kind: "internal-error"; message: string };
+  | { kind: "internal-error"; message: string }
+  | DebugExit;
+
+/** A data watchpoint on linear addresses [addr, addr + len). */
+export interface DebugWatch {
+  /** Linear (guest-virtual) address; canonical 64-bit addresses as signed numbers, like the CPU's rip. */
+  addr: number;
+  len: number;
+  type: "write" | "read" | "access";
+}
+
+/**
+ * What a debugger (the gdbstub) asks of an accelerator. Breakpoints are kept by the accelerator (guest memory is
+ * never patched) and match the linear address of the next instruction, before it runs.
+ */
+export interface DebugSettings {
+  /** Linear addresses of instruction breakpoints (signed numbers, like the CPU's rip). */
+  breakpoints: readonly number[];
+  watchpoints: readonly DebugWatch[];
+  /**
+   * vCPU to single-step, or -1: `run()` executes one instruction on that vCPU only (the others stay stopped;
+   * interrupts and timers are masked unless the vCPU is halted) and returns a "debug" exit with reason "step".
+   */
+  singleStep: number;
+}
+
+/** `run()` stopped for the debugger: before a breakpoint, after a watched access or after a single step. */
+export interface DebugExit {
+  kind: "debug";
+  cpu: number;
+  reason: "breakpoint" | "watchpoint" | "step";
+  /** The watchpoint that fired (reason "watchpoint"). */
+  watch?: DebugWatch;
+}
+
+/** The register file a debugger reads and writes (shell/gdbstub lays it out as gdb's i386-64bit). */
+export interface DebugRegisters {
+  /** 16 general registers in GPR_NAMES order. */
+  gpr: bigint[];
+  rip: bigint;
+  rflags: bigint;
+  /** Selectors of es, cs, ss, ds, fs, gs. */
+  sel: number[];
+  fsBase: bigint;
+  gsBase: bigint;
+  kernelGsBase: bigint;
+  cr0: bigint;
+  cr2: bigint;
+  cr3: bigint;
+  cr4: bigint;
+  cr8: bigint;
+  efer: bigint;
+  fcw: number;
+  fsw: number;
+  /** Abridged tag byte (FXSAVE layout: bit i set = physical register i valid). */
+  ftw: number;
+  /** ST(0)..ST(7), 10 bytes each (80-bit extended, little-endian), stack order. */
+  st: Uint8Array;
+  /** XMM0..XMM15, 16 bytes each, little-endian. */
+  xmm: Uint8Array;
+  mxcsr: number;
+  halted: boolean;
+}
 
 /**
  * A guest write the accelerator may complete without a CPU exit (KVM ioeventfd; QEMU's virtio host
@@ -207,4 +269,19 @@ export interface Accelerator {
   reset(entry: CpuEntryState): void;
   /** Release host resources (fds, workers). */
   destroy(): void;
+  /** Breakpoints, watchpoints and single-step (gdbstub); null turns debugging off. Called while stopped. */
+  setDebug?(d: DebugSettings | null): void;
+  /** Full register file of vCPU `index` for the debugger (while stopped). */
+  debugRegisters?(index: number): DebugRegisters;
+  /** Write back a register file read with debugRegisters (while stopped). */
+  setDebugRegisters?(index: number, r: DebugRegisters): void;
+  /** Snapshot: every vCPU's architectural state as plain data (while stopped). */
+  saveState?(): unknown;
+  /** Restore what saveState returned; throws StateError (vCPUs untouched) on a bad record. */
+  loadState?(state: unknown): void;
+  /**
+   * Live migration: track guest writes in `bits` (one byte per backing page, set to 1 when written), or stop
+   * tracking with null. Device DMA is tracked by GuestRam itself.
+   */
+  setDirtyLog?(bits: Uint8Array | null): void;
 }

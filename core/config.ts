@@ -176,6 +176,10 @@ export interface NetdevConfig {
   type: "tap" | "socket" | "user";
   /** Type-specific options as written (ifname, script, downscript, fd, vhost, listen, connect, ...). */
   props: Record<string, string>;
+  /** Repeatable options in order (user: hostfwd, guestfwd, dnssearch); `props` holds the last of each. */
+  lists?: Record<string, string[]>;
+  /** Where it was written ("-netdev user,id=n0,…"): prefixes errors raised when it opens, as QEMU does. */
+  loc?: string;
 }
 
 /** -fsdev local,id=ID,path=DIR,security_model=... (or the fsdev half of -virtfs). */
@@ -263,6 +267,10 @@ export interface VmConfig {
   boot: BootConfig;
   /** -S: do not start the CPUs until `cont`. */
   startPaused: boolean;
+  /** -uuid: the VM's UUID (canonical lower-case text; FW_CFG_UUID, query-uuid). Absent: all zeros. */
+  uuid?: string;
+  /** -gdb DEV / -s (= tcp::1234), in order; the last one is the gdb server (absent: none). */
+  gdb?: string[];
   /** -no-reboot: a guest reset shuts the VM down (QEMU: -action reboot=shutdown). */
   noReboot: boolean;
   /** -no-shutdown: a guest shutdown pauses instead of exiting (QEMU: -action shutdown=pause). */
@@ -280,6 +288,8 @@ export interface VmConfig {
   plugins: PluginConfig[];
   icount?: IcountConfig;
   pidfile?: string;
+  /** -incoming URI or "defer": wait for a migration stream instead of booting (shell/migration/). */
+  incoming?: string;
   /** -trace patterns (accepted; tracing prints a warning when unsupported). */
   trace: string[];
   /** -L directories (accepted, ignored: no firmware is loaded). */
@@ -311,6 +321,8 @@ export interface DeviceInfo {
   bus?: string;
   /** `-device help` category: "Storage", "Network", "Input", "Display", "Misc", ... (default "Misc"). */
   category?: string;
+  /** QOM parent type for qom-list-types (default from the bus: virtio-bus → "virtio-device", ...). */
+  qomParent?: string;
   props: PropDef[];
 }
 

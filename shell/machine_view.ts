@@ -4,9 +4,11 @@
  * @module
  */
 import { type CpuRegisters, GPR_NAMES } from "../core/accel.ts";
+import type { MigrationController } from "./migration/migrate.ts";
 import type { DeviceRegistry } from "../core/config.ts";
 import { formatIrqStats } from "../core/irq.ts";
 import { UserError } from "../core/types.ts";
+import { SlirpBackend } from "../core/host/slirp.ts";
 import { formatInfoPic } from "../devices/i8259.ts";
 import { MICROVM_DEVICES } from "../devices/microvm.ts";
 import { findBalloon, hostDevQomProps } from "../devices/hostdev.ts";
@@ -21,6 +23,7 @@ import type {
   MonitorClock,
   QomObject,
   RunState,
+  UsernetView,
 } from "./machine_iface.ts";
 import type { VmRunner } from "./vm.ts";
 
@@ -57,6 +60,8 @@ export class MachineView implements MachineIface {
   readonly #listeners = new Set<(ev: MachineEvent) => void>();
   readonly #irqIn = new Set<(line: number, level: boolean) => void>();
   readonly deviceTypes: DeviceRegistry = MICROVM_DEVICES;
+  /** HMP `gdbserver` (set by shell/monitors.ts with the runner's gdb server). */
+  gdbserver?: (device: string | undefined) => string;
   readonly clock: MonitorClock;
 
   constructor(runner: VmRunner) {
@@ -84,6 +89,9 @@ export class MachineView implements MachineIface {
 
   get name(): string | undefined {
     return this.#r.config.name;
+  }
+  get uuid(): string | undefined {
+    return this.#r.config.uuid;
   }
   get versionPackage(): string {
     return VERSION_PACKAGE;
@@ -291,6 +299,22 @@ export class MachineView implements MachineIface {
       };
     });
   }
+  netdevIds(): string[] {
+    return [...this.#r.netdevById.keys()];
+  }
+  usernets(): UsernetView[] {
+    const out: UsernetView[] = [];
+    for (const [id, b] of this.#r.netdevById) {
+      if (!(b instanceof SlirpBackend)) continue;
+      out.push({
+        id,
+        hostfwdAdd: (rule) => b.hostfwdAdd(rule),
+        hostfwdRemove: (spec) => b.hostfwdRemove(spec),
+        connectionInfo: () => b.connectionInfo(),
+      });
+    }
+    return out;
+  }
   infoPic(): string {
     const m = this.#r.machine;
     return (m.pic ? formatInfoPic(m.pic.saveState()) : "") + formatIoapic(m.ioapic.saveState());
@@ -319,6 +343,10 @@ export class MachineView implements MachineIface {
     if (m.pic) s += formatIrqStats("isa-i8259", counts.slice(0, 16));
     s += formatIrqStats("ioapic", counts);
     return s;
+  }
+
+  get migration(): MigrationController {
+    return this.#r.migration;
   }
 
   get plugins(): MachineIface["plugins"] {

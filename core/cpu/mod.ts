@@ -21,6 +21,8 @@ import {
   type Accelerator,
   type CpuEntryState,
   type CpuRegisters,
+  type DebugRegisters,
+  type DebugSettings,
   GPR_NAMES,
   type RunExit,
   type SegmentState,
@@ -29,6 +31,9 @@ import { Cpu, CpuFault, CS, DS, ES, EXC_NMI, F_IF, FS, GS, LDTR, SS, TR } from "
 import { Interp } from "./interp.ts";
 import { Translator } from "./translate.ts";
 import { deliver, raise } from "./system.ts";
+import { CpuDebugger, readDebugRegisters, writeDebugRegisters } from "./debug.ts";
+import { loadCpuState, saveCpuState } from "./state.ts";
+import { StateError } from "../types.ts";
 
 export { Cpu, CpuFault } from "./cpu.ts";
 export { Interp } from "./interp.ts";
@@ -80,6 +85,8 @@ export class SoftCpuAccelerator implements Accelerator {
   #running = false;
   readonly #opts: SoftCpuOptions;
   #wake: (() => void) | null = null;
+  /** Breakpoints/watchpoints/single-step (debug.ts); null when none is set (the run loop's fast case). */
+  #dbg: CpuDebugger | null = null;
 
   constructor(opts: SoftCpuOptions = {}) {
     this.#opts = { ...opts };
@@ -173,6 +180,56 @@ export class SoftCpuAccelerator implements Accelerator {
     this.#wake?.();
   }
 
+  setDebug(d: DebugSettings | null): void {
+    this.#dbg?.detach();
+    this.#dbg = null;
+    if (!d) return;
+    const dbg = new CpuDebugger(d, this.#cpus);
+    if (dbg.active) this.#dbg = dbg;
+    else dbg.detach();
+  }
+
+  debugRegisters(index: number): DebugRegisters {
+    const c = this.#cpus[index];
+    if (!c) throw new RangeError(`no vCPU ${index}`);
+    return readDebugRegisters(c);
+  }
+
+  setDebugRegisters(index: number, r: DebugRegisters): void {
+    const c = this.#cpus[index];
+    if (!c) throw new RangeError(`no vCPU ${index}`);
+    writeDebugRegisters(c, r);
+  }
+
+  saveState(): unknown {
+    return { ncpus: this.#cpus.length, cpus: this.#cpus.map((c) => saveCpuState(c)) };
+  }
+
+  loadState(state: unknown): void {
+    const s = state as { ncpus?: unknown; cpus?: unknown };
+    if (
+      !s || s.ncpus !== this.#cpus.length || !Array.isArray(s.cpus) || s.cpus.length !== this.#cpus.length
+    ) {
+      throw new StateError(`Invalid vCPU state: expected ${this.#cpus.length} vCPUs`);
+    }
+    // Check every vCPU before changing any (a failed load leaves the machine as it was).
+    const scratch = this.#cpus.map((c) => saveCpuState(c));
+    try {
+      this.#cpus.forEach((c, i) => loadCpuState(c, (s.cpus as unknown[])[i]));
+    } catch (e) {
+      this.#cpus.forEach((c, i) => loadCpuState(c, scratch[i]));
+      throw e;
+    }
+    for (const t of this.#trs) t.clear();
+  }
+
+  setDirtyLog(bits: Uint8Array | null): void {
+    for (const c of this.#cpus) {
+      c.dirty = bits;
+      c.flushTlb();
+    }
+  }
+
   registers(index: number): CpuRegisters {
     const c = this.#cpus[index];
     if (!c) throw new RangeError(`no vCPU ${index}`);
@@ -251,6 +308,7 @@ export class SoftCpuAccelerator implements Accelerator {
     }
     const sliceMs = this.#opts.sliceMs ?? 4;
     try {
+      if (this.#dbg !== null && this.#dbg.step >= 0) return await this.#singleStep(this.#dbg);
       for (;;) {
         if (this.#stop) return { kind: "paused" };
         const end = performance.now() + sliceMs;
@@ -260,6 +318,7 @@ export class SoftCpuAccelerator implements Accelerator {
           for (let i = 0; i < this.#cpus.length; i++) {
             const r = this.#runCpu(i, 20000, end);
             if (r === -1) return { kind: "shutdown", reason: "triple-fault" };
+            if (r === 2) return this.#debugExit();
             if (r === 0) allIdle = false;
             // requestStop() from an I/O handler ends the slice at that instruction's boundary (KVM exits per PIO).
             if (this.#stop) return { kind: "paused" };
@@ -299,7 +358,8 @@ export class SoftCpuAccelerator implements Accelerator {
 
   /**
    * Run vCPU i for up to `budget` instructions or until host time `deadline` (checked between chunks: a
-   * REP string slice counts as one instruction). Returns 0 ran, 1 idle (halted), -1 triple fault.
+   * REP string slice counts as one instruction). Returns 0 ran, 1 idle (halted), -1 triple fault, 2 stopped for
+   * the debugger (breakpoint or watchpoint: `#dbg.hit`).
    */
   #runCpu(i: number, budget: number, deadline: number): number {
     const c = this.#cpus[i];
@@ -316,6 +376,7 @@ export class SoftCpuAccelerator implements Accelerator {
       }
     }
     if (c.waitSipi) return 1;
+    const dbg = this.#dbg;
     while (budget > 0) {
       // Interrupt window.
       if (!c.intShadow && lapic) {
@@ -341,7 +402,9 @@ export class SoftCpuAccelerator implements Accelerator {
       let k = 0;
       try {
         while (k < n) {
-          const m = c.atBranch ? tr.run(c) : 0;
+          // Debugging: breakpoints are checked before each instruction, so translated blocks are not run.
+          if (dbg !== null && dbg.atBreakpoint(c, i)) break;
+          const m = c.atBranch && dbg === null ? tr.run(c) : 0;
           if (m > 0) {
             c.icount += m;
             k += m;
@@ -370,9 +433,58 @@ export class SoftCpuAccelerator implements Accelerator {
         k++;
       }
       budget -= k;
+      if (dbg !== null && dbg.hit !== null) return 2;
       if (c.halted || this.#stop || performance.now() >= deadline) return 0;
     }
     return 0;
+  }
+
+  /** The debugger's stop: clears the hit so that the next run() starts afresh. */
+  #debugExit(): RunExit {
+    const dbg = this.#dbg;
+    const hit = dbg?.hit ?? null;
+    if (dbg) dbg.hit = null;
+    return hit ?? { kind: "paused" };
+  }
+
+  /**
+   * Execute one instruction on vCPU `dbg.step` only (QEMU's default SSTEP_ENABLE|NOIRQ|NOTIMER): no interrupt
+   * is taken and no timer fires, unless the vCPU is halted: then it waits for its next interrupt and stops at
+   * the handler's first instruction.
+   */
+  async #singleStep(dbg: CpuDebugger): Promise<RunExit> {
+    const i = dbg.step;
+    const c = this.#cpus[i];
+    const board = this.#board;
+    const step: RunExit = { kind: "debug", cpu: i, reason: "step" };
+    if (!c || !board || c.waitSipi) return step;
+    const lapic = c.lapic;
+    const clock = board.clock as unknown as SteppedClock;
+    while (c.halted) {
+      if (this.#stop) return { kind: "paused" };
+      clock.runDue?.();
+      if (lapic && (c.flags & F_IF) && lapic.hasInterrupt()) {
+        const vec = lapic.acknowledge();
+        if (vec >= 0) {
+          c.halted = false;
+          return this.#deliver(c, vec) ? step : { kind: "shutdown", reason: "triple-fault" };
+        }
+      }
+      await new Promise((res) => setTimeout(res, 1));
+    }
+    c.intShadow = false;
+    try {
+      this.#interps[i].step();
+    } catch (e) {
+      if (!(e instanceof CpuFault)) throw e;
+      c.atBranch = true;
+      if (!raise(c, e.vec, e.err)) return { kind: "shutdown", reason: "triple-fault" };
+    }
+    c.brk = false;
+    c.atBranch = true;
+    const hit = dbg.hit;
+    dbg.hit = null;
+    return hit?.reason === "watchpoint" ? { ...hit, cpu: i } : step;
   }
 
   #deliver(c: Cpu, vec: number): boolean {

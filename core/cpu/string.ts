@@ -141,7 +141,7 @@ function ramOff(it: Interp, la: number, acc: number): number {
   const vpn = Math.floor(la / 4096);
   const i = vpn & 4095;
   if (c.tlbTag[i] !== vpn) return -1;
-  if (acc === 1 && !(c.tlbPerm[i] & c.wrMask)) return -1;
+  if (!(c.tlbPerm[i] & (acc === 1 ? c.wrMask : c.rdMask))) return -1; // read-only, or watched (debug.ts)
   return c.tlbOff[i] + (la - vpn * 4096);
 }
 

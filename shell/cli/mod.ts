@@ -34,7 +34,14 @@ import {
 } from "./common.ts";
 import { cpuHelp, deviceHelp, deviceListHelp, helpText, logUsage, machineHelp, versionText } from "./help.ts";
 import { applyAccel, applyCpu, applyLogMask, applyMachine, applyRtc } from "./machine.ts";
-import { applyDevices, applyDrives, applyNetdevs, buildCharBackends } from "./backends.ts";
+import {
+  applyDevices,
+  applyDrives,
+  applyNetdevs,
+  buildCharBackends,
+  chardevFromOpts,
+  compatSpec,
+} from "./backends.ts";
 import { parseFsdevOption, parseVirtfsOption } from "./fsdev.ts";
 
 export type { CliAction } from "./common.ts";
@@ -64,22 +71,22 @@ export function formatCliError(prog: string, err: Error): string {
 const OPTIONS_WITH_ARG = new Set((
   "machine M accel cpu smp m kernel initrd append serial chardev device drive global netdev " +
   "nic monitor qmp qmp-pretty mon qtest qtest-log name rtc d D plugin icount pidfile trace " +
-  "bios L k vga boot display fsdev virtfs"
+  "bios L k vga boot display uuid gdb fsdev virtfs incoming"
 ).split(" "));
 const OPTIONS_NO_ARG = new Set((
   "enable-kvm nodefaults no-user-config nographic no-reboot no-shutdown S version h help " +
-  "daemonize usb snapshot no-acpi"
+  "daemonize usb snapshot no-acpi s"
 ).split(" "));
 /** QEMU options we recognise (so arguments are consumed correctly) but refuse. */
 const UNSUPPORTED_WITH_ARG = new Set((
   "hda hdb hdc hdd cdrom fda fdb mtdblock sd pflash blockdev snapshot-file numa object " +
-  "usbdevice parallel debugcon gdb vnc spice loadvm incoming readconfig set option-rom " +
+  "usbdevice parallel debugcon vnc spice loadvm readconfig set option-rom " +
   "audiodev audio tpmdev net mem-path add-fd sandbox smbios acpitable fw_cfg " +
-  "uuid watchdog-action action overcommit compat msg seed dfilter semihosting-config g rotate " +
+  "watchdog-action action overcommit compat msg seed dfilter semihosting-config g rotate " +
   "echr prom-env runas chroot dump-vmstate iscsi"
 ).split(" "));
 const UNSUPPORTED_NO_ARG = new Set((
-  "s singlestep mem-prealloc full-screen portrait no-fd-bootchk no-hpet win2k-hack " +
+  "singlestep mem-prealloc full-screen portrait no-fd-bootchk no-hpet win2k-hack " +
   "semihosting old-param only-migratable preconfig enable-sync-profile audio-help no-quit " +
   "alt-grab ctrl-grab xen-attach xen-domid-restrict"
 ).split(" "));
@@ -335,6 +342,13 @@ function handleOption(
     case "qtest-log":
       p.qtestLog = arg;
       return;
+    case "uuid":
+      // qemu_uuid_parse: 8-4-4-4-12 hex digits.
+      if (!/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(arg)) {
+        throw new CliError("failed to parse UUID string: wrong format");
+      }
+      cfg.uuid = arg.toLowerCase();
+      return;
     case "name": {
       const o = noisy(p, loc, arg, "guest");
       if (o.help) {
@@ -380,6 +394,9 @@ function handleOption(
       p.icount = { loc, value: [...(p.icount?.value ?? []), ...o.pairs] };
       return;
     }
+    case "incoming":
+      cfg.incoming = arg;
+      return;
     case "pidfile":
       cfg.pidfile = arg;
       return;
@@ -435,6 +452,16 @@ function handleOption(
     case "no-shutdown":
       cfg.noShutdown = true;
       return;
+    case "s":
+    case "gdb": {
+      const dev = name === "s" ? "tcp::1234" : arg;
+      // Checked now, opened at start-up (shell/gdbstub): QEMU's chardev compat syntax.
+      if (dev !== "none") {
+        chardevFromOpts(compatSpec(dev.startsWith("tcp:") ? `${dev},wait=off,nodelay=on,server=on` : dev, "gdb"), true);
+      }
+      (cfg.gdb ??= []).push(dev);
+      return;
+    }
     case "S":
       cfg.startPaused = true;
       return;
