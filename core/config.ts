@@ -323,6 +323,8 @@ export interface DeviceInfo {
   category?: string;
   /** QOM parent type for qom-list-types (default from the bus: virtio-bus → "virtio-device", ...). */
   qomParent?: string;
+  /** Not a QEMU 7.2 type: a microvm.ts extension (e.g. `virtio-vsock-device`), documented in the README. */
+  extension?: boolean;
   props: PropDef[];
 }
 

@@ -49,6 +49,7 @@ export const HOSTDEV_DEVICES: DeviceRegistry = [
     desc: "user-space vsock over Unix sockets (microvm.ts extension, Firecracker semantics)",
     bus: "virtio-bus",
     category: "Misc",
+    extension: true,
     props: [...VirtioVsock.PROPS],
   },
   {
@@ -56,6 +57,7 @@ export const HOSTDEV_DEVICES: DeviceRegistry = [
     desc: "",
     bus: "virtio-bus",
     category: "Misc",
+    qomParent: "vhost-vsock-common",
     props: [...VHOST_VSOCK_PROPS],
   },
 ];
