@@ -91,7 +91,7 @@ Deno.test("virtio-9p: the guest reads, writes, renames and links in a host direc
         "t0=$(cut -d' ' -f1 /proc/uptime); dd if=/dev/zero of=/mnt/speed.bin bs=65536 count=64 2>/dev/null",
         "t1=$(cut -d' ' -f1 /proc/uptime); dd if=/mnt/speed.bin of=/dev/null bs=65536 2>/dev/null",
         "t2=$(cut -d' ' -f1 /proc/uptime); rm /mnt/speed.bin",
-        'echo "GUEST-9P-SPEED 4MiB write_s=$(echo $t0 $t1 | awk \'{print $2-$1}\') read_s=$(echo $t1 $t2 | awk \'{print $2-$1}\')"',
+        "echo \"GUEST-9P-SPEED 4MiB write_s=$(echo $t0 $t1 | awk '{print $2-$1}') read_s=$(echo $t1 $t2 | awk '{print $2-$1}')\"",
         "sync",
         "echo GUEST-9P-DONE",
       ].join("\n") + "\n",
