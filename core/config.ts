@@ -56,6 +56,8 @@ export interface AccelConfig {
   kernelIrqchip?: "on" | "off" | "split";
   /** tcg-accel.thread: single | multi. */
   thread?: "single" | "multi";
+  /** tcg-accel.jit (our extension): false interprets every instruction (default: JIT on). */
+  jit?: boolean;
   /** tcg-accel.tb-size in MiB. */
   tbSize?: number;
   /** All properties as written (besides the name). */
@@ -323,8 +325,6 @@ export interface DeviceInfo {
   category?: string;
   /** QOM parent type for qom-list-types (default from the bus: virtio-bus → "virtio-device", ...). */
   qomParent?: string;
-  /** Not a QEMU 7.2 type: a microvm.ts extension (e.g. `virtio-vsock-device`), documented in the README. */
-  extension?: boolean;
   props: PropDef[];
 }
 

@@ -48,16 +48,16 @@ export const HOSTDEV_DEVICES: DeviceRegistry = [
     driver: "virtio-vsock-device",
     desc: "user-space vsock over Unix sockets (microvm.ts extension, Firecracker semantics)",
     bus: "virtio-bus",
+    qomParent: "vhost-vsock-common",
     category: "Misc",
-    extension: true,
     props: [...VirtioVsock.PROPS],
   },
   {
     driver: "vhost-vsock-device",
     desc: "",
     bus: "virtio-bus",
-    category: "Misc",
     qomParent: "vhost-vsock-common",
+    category: "Misc",
     props: [...VHOST_VSOCK_PROPS],
   },
 ];

@@ -21,12 +21,17 @@ function qemuIsA(name: string, want: string): boolean {
   return false;
 }
 
+/** Our own types QEMU 7.2 does not have (listed with the closest QEMU parent). */
+const EXTENSIONS = new Set(["virtio-vsock-device"]);
+
 Deno.test("every type we implement is in QEMU 7.2's list with the same parent and abstract flag", () => {
   const ours = qomListTypes(MICROVM_DEVICES, { abstract: true });
   assert.ok(ours.length > 30, `only ${ours.length} types`);
-  const extensions = new Set(MICROVM_DEVICES.filter((d) => d.extension).map((d) => d.driver));
   for (const t of ours) {
-    if (extensions.has(t.name)) continue; // ours, documented as such (README); checked below
+    if (EXTENSIONS.has(t.name)) {
+      assert.ok(!qemu.has(t.name) && qemu.has(t.parent!), t.name);
+      continue;
+    }
     const q = qemu.get(t.name);
     assert.ok(q, `${t.name} is not a QEMU 7.2 type`);
     assert.deepEqual({ ...t }, { ...q }, t.name);
@@ -34,11 +39,6 @@ Deno.test("every type we implement is in QEMU 7.2's list with the same parent an
   // Every -device driver of the registry is listed (devices that register appear by registering).
   const names = new Set(ours.map((t) => t.name));
   for (const d of MICROVM_DEVICES) assert.ok(names.has(d.driver), d.driver);
-  // An extension device still descends from a QEMU type.
-  for (const name of extensions) {
-    const t = ours.find((x) => x.name === name)!;
-    assert.ok(t.parent !== undefined && qemu.has(t.parent), `${name} parent ${t.parent}`);
-  }
 });
 
 Deno.test("qom-list-types implements= answers as QEMU's list restricted to our types", () => {
@@ -50,17 +50,12 @@ Deno.test("qom-list-types implements= answers as QEMU's list restricted to our t
       )
         .map((t) => t.name).sort();
       const got = qomListTypes(MICROVM_DEVICES, { implements: want, abstract }).map((t) => t.name)
-        .filter((n) => !MICROVM_DEVICES.some((d) => d.extension && d.driver === n)).sort();
+        .filter((n) => !EXTENSIONS.has(n)).sort();
       assert.deepEqual(got, expect, `implements=${want} abstract=${abstract}`);
     }
   }
   const devs = qomListTypes(MICROVM_DEVICES, { implements: "virtio-device" }).map((t) => t.name);
   assert.ok(devs.includes("virtio-blk-device") && devs.includes("virtio-net-device"), devs.join(" "));
-  for (
-    const n of ["virtio-9p-device", "virtio-balloon-device", "vhost-vsock-device", "virtio-vsock-device"]
-  ) {
-    assert.ok(devs.includes(n), n);
-  }
   assert.deepEqual(qomListTypes(MICROVM_DEVICES, { implements: "no-such-type" }), []);
 });
 

@@ -13,7 +13,9 @@ import { guestLines } from "./lib/boot.ts";
 import { onPath, Proc } from "./lib/netns.ts";
 import { payload, sha256Hex } from "./lib/tcp_peer.ts";
 
-const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
+const REPO = new URL("../", import.meta.url).pathname;
+/** What `deno run main.ts` needs of the checkout (copied when the unprivileged user cannot read it in place). */
+const SOURCES = ["main.ts", "deno.json", "deno.lock", "core", "devices", "shell", "plugins", "node_modules"];
 /** Per boot: a loaded 2-core machine can take minutes. */
 const BOOT_TIMEOUT_MS = 300_000;
 const NOBODY = 65534;
@@ -63,7 +65,9 @@ function hostsEntry(): { name: string; addr: string } {
 }
 
 /** A world-readable directory with the guest files, and (as root) a DENO_DIR owned by the unprivileged user. */
-async function prepare(): Promise<{ dir: string; prefix: string[]; cleanup: () => Promise<void> }> {
+async function prepare(): Promise<
+  { dir: string; prefix: string[]; main: string; cleanup: () => Promise<void> }
+> {
   const dir = await Deno.makeTempDir({ prefix: "mvt-slirp-" });
   await Deno.chmod(dir, 0o755);
   for (const f of ["vmlinux", "initramfs.cpio.gz"]) {
@@ -71,7 +75,7 @@ async function prepare(): Promise<{ dir: string; prefix: string[]; cleanup: () =
     await Deno.chmod(`${dir}/${f}`, 0o644);
   }
   const cleanup = () => Deno.remove(dir, { recursive: true }).catch(() => {});
-  if (Deno.uid() !== 0) return { dir, prefix: [Deno.execPath()], cleanup };
+  if (Deno.uid() !== 0) return { dir, prefix: [Deno.execPath()], main: `${REPO}main.ts`, cleanup };
   // The unprivileged user cannot read root's DENO_DIR: give it its own, with the npm packages copied so
   // nothing is downloaded.
   const denoDir = `${dir}/deno_dir`;
@@ -85,13 +89,27 @@ async function prepare(): Promise<{ dir: string; prefix: string[]; cleanup: () =
   const rootDir = JSON.parse(new TextDecoder().decode(info.stdout)).denoDir as string;
   await new Deno.Command("cp", { args: ["-r", `${rootDir}/npm`, denoDir], stderr: "null" }).output();
   await new Deno.Command("chown", { args: ["-R", `${NOBODY}:${NOBODY}`, denoDir] }).output();
+  const setpriv = [onPath("setpriv")!, `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups"];
+  // A checkout under a private home directory is not readable by the unprivileged user: run a copy.
+  let main = `${REPO}main.ts`;
+  const readable = await new Deno.Command(setpriv[0], {
+    args: [...setpriv.slice(1), "/usr/bin/test", "-r", main],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (!readable.success) {
+    const src = `${dir}/src`;
+    await Deno.mkdir(src);
+    await new Deno.Command("cp", { args: ["-r", ...SOURCES.map((f) => `${REPO}${f}`), src], stderr: "null" })
+      .output();
+    await new Deno.Command("chmod", { args: ["-R", "a+rX", src] }).output();
+    main = `${src}/main.ts`;
+  }
   return {
     dir,
+    main,
     prefix: [
-      onPath("setpriv")!,
-      `--reuid=${NOBODY}`,
-      `--regid=${NOBODY}`,
-      "--clear-groups",
+      ...setpriv,
       "/usr/bin/env",
       `DENO_DIR=${denoDir}`,
       `HOME=${denoDir}`,
@@ -101,12 +119,13 @@ async function prepare(): Promise<{ dir: string; prefix: string[]; cleanup: () =
   };
 }
 
-function vmm(prefix: string[], dir: string, netdev: string, cmd: string): Proc {
+function vmm(env: { prefix: string[]; dir: string; main: string }, netdev: string, cmd: string): Proc {
+  const { prefix, dir } = env;
   const args = [
     ...prefix.slice(1),
     "run",
     "-A",
-    MAIN_TS,
+    env.main,
     "-M",
     "microvm",
     "-accel",
@@ -139,7 +158,7 @@ function vmm(prefix: string[], dir: string, netdev: string, cmd: string): Proc {
 
 /** DHCP with a udhcpc script (the guest has no default one) that configures eth0 and prints the lease. */
 const DHCP = "printf '#!/bin/sh\\n[ $1 = bound ] || exit 0\\nip addr add $ip/$mask dev $interface\\n" +
-  "[ $router ] && ip route add default via $router\\necho GUEST-DHCP $ip $router $dns\\n' >/s; chmod +x /s; " +
+  "[ $router ] && ip route add default via $router\\necho GUEST-DHCP $ip $router $dns\\necho GUEST-DHCP-NAMES $hostname $domain $search\\n' >/s; chmod +x /s; " +
   "ip link set eth0 up; udhcpc -i eth0 -n -q -s /s";
 
 /** An HTTP server on 127.0.0.1 serving /f.bin, and /done once `done` is set; counts requests. */
@@ -170,10 +189,27 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     if (SKIP) return skip(SKIP);
-    const { dir, prefix, cleanup } = await prepare();
+    const env = await prepare();
+    const { cleanup } = env;
     const http = httpServer();
     const fwdPort = freePort();
     const hosts = hostsEntry();
+    // guestfwd target: the guest's connections to 10.0.2.100:1234 arrive here.
+    const gfwd = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const gfwdPort = (gfwd.addr as Deno.NetAddr).port;
+    const gfwdData = (async () => {
+      const c = await gfwd.accept();
+      const dec = new TextDecoder();
+      const buf = new Uint8Array(4096);
+      let text = "";
+      while (!text.includes("\n")) {
+        const n = await c.read(buf).catch(() => null);
+        if (n === null) break;
+        text += dec.decode(buf.subarray(0, n), { stream: true });
+      }
+      c.close();
+      return text;
+    })().catch((e) => `accept failed: ${e}`);
     let vm: Proc | undefined;
     try {
       const cmd = [
@@ -181,6 +217,7 @@ Deno.test({
         `nslookup ${hosts.name} 10.0.2.3`,
         `wget -q -O /tmp/f.bin http://10.0.2.2:${http.port}/f.bin`,
         "echo GUEST-FETCH rc=$? $(wc -c </tmp/f.bin) $(sha256sum </tmp/f.bin)",
+        "echo GUEST-GFWD-HELLO | timeout 5 nc 10.0.2.100 1234",
         "mkdir /www",
         "dd if=/dev/urandom of=/www/g.bin bs=1024 count=64 2>/dev/null",
         "echo GUEST-SERVE $(sha256sum </www/g.bin)",
@@ -189,7 +226,12 @@ Deno.test({
         `i=0; while ! wget -q -O /dev/null http://10.0.2.2:${http.port}/done && [ $i -lt 240 ]; do sleep 1; i=$((i+1)); done`,
         "echo GUEST-DONE $i",
       ].join("; ");
-      vm = vmm(prefix, dir, `user,id=n0,hostfwd=tcp:127.0.0.1:${fwdPort}-:8080`, cmd);
+      vm = vmm(
+        env,
+        `user,id=n0,hostfwd=tcp:127.0.0.1:${fwdPort}-:8080,hostname=mvtguest,domainname=test.example,` +
+          `dnssearch=a.example,dnssearch=b.example,guestfwd=tcp:10.0.2.100:1234-tcp:127.0.0.1:${gfwdPort}`,
+        cmd,
+      );
       const served = await vm.waitFor(/GUEST-SERVE ([0-9a-f]{64}) -/, BOOT_TIMEOUT_MS);
       assert.ok(served, `guest did not start serving${explain(vm.out)}`);
       assert.ok(await vm.waitFor(/GUEST-HTTPD rc=0/, 30_000), explain(vm.out));
@@ -204,7 +246,13 @@ Deno.test({
       const g = guestLines(r.out);
       assert.equal(r.code, 0, `exit code${explain(r.out)}`);
       assert.match(r.out, /udhcpc: lease of 10\.0\.2\.15 obtained from 10\.0\.2\.2/, explain(r.out));
-      assert.equal(tagged(r.out, "GUEST-DHCP"), "GUEST-DHCP 10.0.2.15 10.0.2.2 10.0.2.3", explain(r.out));
+      assert.equal(tagged(r.out, "GUEST-DHCP "), "GUEST-DHCP 10.0.2.15 10.0.2.2 10.0.2.3", explain(r.out));
+      // hostname=, domainname= and dnssearch= reach the guest through libslirp's DHCP (SlirpConfig strings).
+      assert.equal(
+        tagged(r.out, "GUEST-DHCP-NAMES"),
+        "GUEST-DHCP-NAMES mvtguest test.example a.example b.example",
+        explain(r.out),
+      );
       assert.match(
         r.out,
         new RegExp(
@@ -214,6 +262,8 @@ Deno.test({
         ),
         explain(r.out),
       );
+      // guestfwd: what the guest wrote to 10.0.2.100:1234 reached the host connection.
+      assert.equal(await gfwdData, "GUEST-GFWD-HELLO\n");
       // Guest → host: 10.0.2.2 is the host's 127.0.0.1.
       const want = await sha256Hex(http.body);
       assert.equal(tagged(r.out, "GUEST-FETCH"), `GUEST-FETCH rc=0 ${FILE_BYTES} ${want} -`, explain(r.out));
@@ -228,6 +278,7 @@ Deno.test({
       vm?.kill();
       await vm?.done;
       await http.server.shutdown();
+      gfwd.close();
       await cleanup();
     }
   },
@@ -240,14 +291,15 @@ Deno.test({
   fn: async () => {
     if (SKIP) return skip(SKIP);
     if (Deno.uid() !== 0) return skip("not root: the unprivileged bind check needs setpriv from root");
-    const { dir, prefix, cleanup } = await prepare();
+    const env = await prepare();
+    const { dir, prefix, cleanup } = env;
     try {
       const rule = "tcp:127.0.0.1:1-:22";
       const p = new Proc(prefix[0], [
         ...prefix.slice(1),
         "run",
         "-A",
-        MAIN_TS,
+        env.main,
         ...["-M", "microvm", "-accel", "tcg", "-m", "128m", "-kernel", "vmlinux", "-nodefaults"],
         ...["-display", "none", "-netdev", `user,id=n0,hostfwd=${rule}`],
       ], { cwd: dir, timeoutMs: 120_000 });
@@ -270,7 +322,8 @@ Deno.test({
   sanitizeOps: false,
   fn: async () => {
     if (SKIP) return skip(SKIP);
-    const { dir, prefix, cleanup } = await prepare();
+    const env = await prepare();
+    const { cleanup } = env;
     const http = httpServer();
     let vm: Proc | undefined;
     try {
@@ -279,12 +332,12 @@ Deno.test({
         `echo GET / | nc -w 5 10.0.2.2 ${http.port}`,
         "echo GUEST-RESTRICTED-FETCH rc=$?",
       ].join("; ");
-      vm = vmm(prefix, dir, "user,id=n0,restrict=on", cmd);
+      vm = vmm(env, "user,id=n0,restrict=on", cmd);
       const r = await vm.done;
       assert.equal(r.code, 0, `exit code${explain(r.out)}`);
       // libslirp's restricted DHCP offers no router and no DNS (bootp.c).
       assert.match(r.out, /udhcpc: lease of 10\.0\.2\.15 obtained from 10\.0\.2\.2/, explain(r.out));
-      assert.equal(tagged(r.out, "GUEST-DHCP"), "GUEST-DHCP 10.0.2.15", explain(r.out));
+      assert.equal(tagged(r.out, "GUEST-DHCP "), "GUEST-DHCP 10.0.2.15", explain(r.out));
       const line = tagged(r.out, "GUEST-RESTRICTED-FETCH");
       assert.ok(line !== undefined && line !== "GUEST-RESTRICTED-FETCH rc=0", explain(r.out));
       assert.equal(http.st.requests, 0, "the host server saw a request from a restricted guest");

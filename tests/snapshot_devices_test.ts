@@ -10,6 +10,7 @@ import { decodeValue, encodeValue } from "../core/snapshot/codec.ts";
 import { buildFuzzMachine, FUZZ_ARGV, type FuzzMachine } from "../plugins/fuzz/machine.ts";
 import { configMismatch, loadBoardState, machineConfigId, saveBoardState } from "../devices/microvm_state.ts";
 import { MSR_KVM_SYSTEM_TIME_NEW, MSR_KVM_WALL_CLOCK_NEW } from "../devices/kvmclock.ts";
+import "../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
 
 type Op =
   | { k: "io"; port: number; size: 1 | 2 | 4; value: number }

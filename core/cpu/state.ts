@@ -39,6 +39,13 @@ export const CPU_STATE_SKIP: ReadonlySet<string> = new Set([
   "startIp",
   "brk",
   "atBranch",
+  // JIT wiring and caches (core/cpu/jit.ts): rebuilt after a load.
+  "tlbGen",
+  "codePages",
+  "jitIndex",
+  "jitAfter",
+  "smc",
+  "onCodeWrite",
 ]);
 
 /** One vCPU's saved state: version plus named fields. */

@@ -38,6 +38,8 @@ import { type HostFwd, inetAton, parseHostFwd, parseHostFwdKey, type SlirpSettin
 export const LIBSLIRP_MISSING = "-netdev user: libslirp not found (install the libslirp0 package)";
 /** Longest poll(2) wait, ms. */
 export const POLL_MAX_MS = 1000;
+/** Poll rounds served in a row without yielding to the event loop. */
+const SYNC_ROUNDS = 8;
 /** Retry interval while the NIC cannot take queued frames, ms. */
 export const RETRY_MS = 2;
 /** Bytes of frames held for a NIC that cannot take them. */
@@ -301,13 +303,20 @@ export class SlirpBackend implements NetBackend {
     const target = g.connect!;
     let conn: Deno.TcpConn | null = null;
     const pendingOut: Uint8Array[] = [];
+    let chain: Promise<void> = Promise.resolve();
+    // Writes complete in order and in full (a write may take only part of a buffer).
+    const send = (c: Deno.TcpConn, d: Uint8Array) => {
+      chain = chain.then(async () => {
+        for (let o = 0; o < d.length;) o += await c.write(d.subarray(o));
+      }).catch(() => {});
+    };
     const write = new Deno.UnsafeCallback(
       { parameters: ["pointer", "usize", "pointer"], result: "isize" } as const,
       (buf, len) => {
         const n = Number(len);
         if (buf === null || n <= 0) return 0n;
         const data = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(buf, n)).slice();
-        if (conn) conn.write(data).catch(() => {});
+        if (conn) send(conn, data);
         else pendingOut.push(data);
         return BigInt(n);
       },
@@ -320,13 +329,14 @@ export class SlirpBackend implements NetBackend {
       if (this.#closed) return c.close();
       conn = c;
       this.#guestFwdConns.push(c);
-      for (const d of pendingOut.splice(0)) await c.write(d).catch(() => {});
+      for (const d of pendingOut.splice(0)) send(c, d);
       const buf = new Uint8Array(16384);
       for (;;) {
         const n = await c.read(buf).catch(() => null);
         if (n === null || this.#closed) break;
         let off = 0;
         while (off < n && !this.#closed) {
+          // Room in the guest connection's buffer (0 also while the guest has not connected yet).
           const room = Number(this.#lib.symbols.slirp_socket_can_recv(this.#slirp, gaddr, g.port));
           if (room <= 0) {
             await new Promise((res) => setTimeout(res, RETRY_MS));
@@ -339,7 +349,13 @@ export class SlirpBackend implements NetBackend {
         }
       }
     }, (e) => {
-      this.#onGuestError(`guestfwd ${g.text}: ${errText(e)}`);
+      const line = `microvm.ts: -netdev user: guestfwd '${g.text}': cannot connect to ` +
+        `${target.host}:${target.port}: ${errText(e)}\n`;
+      try {
+        Deno.stderr.writeSync(new TextEncoder().encode(line));
+      } catch {
+        // stderr gone: nothing to report to
+      }
     });
   }
 
@@ -482,6 +498,7 @@ export class SlirpBackend implements NetBackend {
   async #pump(): Promise<void> {
     const s = this.#lib.symbols;
     const drain = new Uint8Array(8);
+    let syncRounds = 0;
     while (!this.#closed) {
       this.#flushToGuest();
       if (this.#toGuest.length > 0) {
@@ -506,7 +523,16 @@ export class SlirpBackend implements NetBackend {
       // Wake-ups that came before this fill are already reflected in it.
       this.#woken = false;
       this.#libc.symbols.read(this.#wakeFd, drain, 8n);
-      const n = await this.#libc.symbols.poll(this.#pollBuf, BigInt(this.#nfds), timeout);
+      // Descriptors already ready are served at once (poll with timeout 0 on this thread, a few rounds in a
+      // row at most); only when nothing is ready does the wait go off-thread, which yields to the event loop.
+      // The vCPU loop lets the event loop poll host I/O only every few ms, so one round per turn would cap
+      // how much crosses per turn.
+      let n = syncRounds < SYNC_ROUNDS ? this.#libc.symbols.pollNow(this.#pollBuf, BigInt(this.#nfds), 0) : 0;
+      if (n > 0) syncRounds++;
+      else {
+        syncRounds = 0;
+        n = await this.#libc.symbols.poll(this.#pollBuf, BigInt(this.#nfds), timeout);
+      }
       if (this.#closed) break;
       if (this.#pollView.getInt16(6, true) & POLLIN) {
         this.#libc.symbols.read(this.#wakeFd, drain, 8n);

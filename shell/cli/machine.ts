@@ -359,6 +359,11 @@ export function applyAccelProp(ac: AccelConfig, key: string, value: string): voi
       ac.thread = value;
       return;
     }
+    if (key === "jit") {
+      // Our extension: jit=off runs the reference interpreter only (core/cpu/jit.ts).
+      ac.jit = parseBool(key, value);
+      return;
+    }
     if (key === "tb-size") {
       const r = parseU64(value);
       if (!r.ok) throw new CliError("Parameter 'tb-size' expects uint64");

@@ -14,7 +14,7 @@ import { GPR_NAMES } from "../../core/accel.ts";
 import { Cpu, CpuFault } from "../../core/cpu/cpu.ts";
 import { CS, DS, ES, FS, GS, SS } from "../../core/cpu/cpu.ts";
 import { Interp } from "../../core/cpu/interp.ts";
-import { Translator } from "../../core/cpu/translate.ts";
+import { attachJit, type Jit } from "../../core/cpu/jit.ts";
 import { makeHarnessBoard } from "../../core/cpu/harness.ts";
 import type { FlatRam } from "../../core/cpu/harness.ts";
 import { ARITH, DF, drawSequence, GROUPS, Rng, undefinedAfter, type Unit, validSequence } from "./isa_gen.ts";
@@ -199,7 +199,7 @@ export function makeSoftCpu(opts: { splitCode?: boolean } = {}): SoftCpu {
 }
 
 /** Run one case on the software CPU; `tr` non-null uses the block translator. */
-export function runSoft(s: SoftCpu, fc: FuzzCase, tr: Translator | null): MachineState {
+export function runSoft(s: SoftCpu, fc: FuzzCase, tr: Jit | null): MachineState {
   const { c, it, ram } = s;
   const code = concat(fc.bytes);
   const at = CODE + (fc.codeOff ?? 0);
@@ -231,7 +231,7 @@ export function runSoft(s: SoftCpu, fc: FuzzCase, tr: Translator | null): Machin
   let fault = -1;
   try {
     for (let n = 0; n < 20000 && !c.halted; n++) {
-      const m = tr ? tr.run(c) : 0;
+      const m = tr ? tr.run(c, 1) : 0;
       if (m === 0) it.step();
     }
     if (!c.halted) fault = 99;
@@ -299,9 +299,19 @@ function xhex(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).reverse().join("");
 }
 
+const jits = new WeakMap<SoftCpu, Jit>();
+
+/** The JIT of `s` (translating on first visit), emptied: every case rewrites the code page behind its back. */
+function caseJit(s: SoftCpu): Jit {
+  let j = jits.get(s);
+  if (!j) jits.set(s, j = attachJit(s.c, 1));
+  j.flush();
+  return j;
+}
+
 /** Compare one case in one mode; returns the list of differences. */
 export function checkCase(fc: FuzzCase, host: MachineState, s: SoftCpu, xlat: boolean): string[] {
-  const got = runSoft(s, fc, xlat ? new Translator(1) : null);
+  const got = runSoft(s, fc, xlat ? caseJit(s) : null);
   return compareStates(host, got, undefinedAfter(fc.units));
 }
 
