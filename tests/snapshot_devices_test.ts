@@ -5,12 +5,12 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import "../shell/fuzz_argv.ts";
 import { StateError } from "../core/types.ts";
 import { decodeValue, encodeValue } from "../core/snapshot/codec.ts";
 import { buildFuzzMachine, FUZZ_ARGV, type FuzzMachine } from "../plugins/fuzz/machine.ts";
 import { configMismatch, loadBoardState, machineConfigId, saveBoardState } from "../devices/microvm_state.ts";
 import { MSR_KVM_SYSTEM_TIME_NEW, MSR_KVM_WALL_CLOCK_NEW } from "../devices/kvmclock.ts";
-import "../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
 
 type Op =
   | { k: "io"; port: number; size: 1 | 2 | 4; value: number }

@@ -125,6 +125,10 @@ export class Cpu {
 
   // SSE / x87 state.
   readonly xmm = new Int32Array(64);
+  /** Upper 128 bits of YMM0-15 (AVX), same layout as xmm. */
+  readonly ymmh = new Int32Array(64);
+  /** XCR0 (XSETBV): bit 0 x87, 1 SSE, 2 AVX. */
+  xcr0 = 1;
   mxcsr = 0x1f80;
   fpuCw = 0x37f;
   fpuSw = 0;
@@ -132,6 +136,8 @@ export class Cpu {
   readonly fpr = new Uint8Array(128);
   /** Typed-array views over xmm, created by sse.ts on first use. */
   sseViews: unknown = null;
+  /** SIMD extension views and scratch (xmmops.ts XCtx), created on first use. */
+  simdCtx: unknown = null;
 
   halted = false;
   /** Waiting for SIPI (APs after INIT / at power-on). */
@@ -242,6 +248,8 @@ export class Cpu {
         0;
     this.efer = 0;
     this.xmm.fill(0);
+    this.ymmh.fill(0);
+    this.xcr0 = 1;
     this.mxcsr = 0x1f80;
     this.fpuCw = 0x37f;
     this.fpuSw = 0;

@@ -39,6 +39,9 @@ import {
 import * as sys from "./system.ts";
 import { execString, execStringIo } from "./string.ts";
 import { execSse, execX87 } from "./sse.ts";
+import { execVex, isVex } from "./vex.ts";
+import { lzTzcnt, rdpid } from "./bmi.ts";
+import { xsavec } from "./xsave.ts";
 
 const TWO32 = 4294967296;
 const TWO64 = 18446744073709551616;
@@ -1052,9 +1055,9 @@ export class Interp {
       }
       case 0xc4:
       case 0xc5:
-        if (c.long64) this.unimpl("VEX");
+        if (isVex(this)) return execVex(this, b);
         this.modrm(0);
-        if (this.isReg) this.unimpl("VEX");
+        if (this.isReg) c.ud();
         this.loadFarPtr(b === 0xc4 ? ES : DS);
         return;
       case 0xc6:
@@ -1665,6 +1668,7 @@ export class Interp {
         return;
       case 0xbc:
       case 0xbd: {
+        if (this.rep === 1 && c.cpuidModel.has(b === 0xbd ? "abm" : "bmi1")) return lzTzcnt(this, b);
         sz = this.opsz;
         this.modrm(0);
         v = this.rdE(sz);
@@ -1675,7 +1679,7 @@ export class Interp {
         let idx: number;
         if (b === 0xbc) {
           idx = zero ? width : v !== 0 ? 31 - Math.clz32(v & -v) : 32 + 31 - Math.clz32(vh & -vh);
-        } else if (this.rep === 1 && lzcntAdvertised) {
+        } else if (this.rep === 1 && c.cpuidModel.has("abm")) {
           idx = zero
             ? width
             : sz === 8
@@ -1691,7 +1695,7 @@ export class Interp {
         c.eager();
         if (this.rep === 1 && b === 0xbc) {
           // TZCNT (BMI1 advertised) writes width for zero and sets CF; with BMI1 hidden it runs as BSF.
-          if (tzcntAdvertised) {
+          if (c.cpuidModel.has("bmi1")) {
             c.setReg(sz, this.reg, idx, 0);
             c.flags = (c.flags & ~(F_CF | F_ZF)) | (zero ? F_CF : 0) | (idx === 0 ? F_ZF : 0);
             return;
@@ -1714,8 +1718,9 @@ export class Interp {
         t = this.rdG(sz);
         const s = alu(c, 0, sz, v, vh, t, c.hi);
         const sh = c.hi;
-        this.wrE(sz, s, sh);
+        // SRC ← DEST, then DEST ← sum: with one register as both, the sum wins (rdEw probed the write).
         this.wrG(sz, v, vh);
+        this.wrE(sz, s, sh);
         return;
       }
       case 0xc7:
@@ -1785,6 +1790,7 @@ export class Interp {
     this.modrm(0);
     const op = this.reg & 7;
     if (this.isReg) {
+      if (op === 7 && this.rep === 1) return rdpid(this);
       if (op === 6 || op === 7) {
         // RDRAND / RDSEED
         const sz = this.opsz;
@@ -1797,6 +1803,7 @@ export class Interp {
       }
       this.unimpl("0f c7 reg");
     }
+    if (op === 4 && this.pfx === 0) return xsavec(this);
     if (op !== 1) this.unimpl(`0f c7 /${op}`);
     if (this.opsz === 8) {
       // CMPXCHG16B
@@ -1834,10 +1841,6 @@ export class Interp {
     }
   }
 }
-
-/** Whether TZCNT/LZCNT run as such (BMI1/ABM advertised) or as BSF/BSR. Kept false: qemu64-like model. */
-const tzcntAdvertised = false;
-const lzcntAdvertised = false;
 
 function bswap32(v: number): number {
   return ((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24);

@@ -26,6 +26,7 @@ export const CPU_STATE_SKIP: ReadonlySet<string> = new Set([
   "cpuidModel",
   "log",
   "sseViews",
+  "simdCtx",
   "dirty",
   "tlbTag",
   "tlbOff",
