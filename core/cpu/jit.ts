@@ -27,6 +27,7 @@
 import { alu, div1, imul2, incdec, mul1, shift } from "./alu.ts";
 import { type Cpu, CpuFault, CS, EXC_GP, F_TF, F_VM } from "./cpu.ts";
 import { JitGen } from "./jit_gen.ts";
+import { Interp } from "./interp.ts";
 
 const TWO32 = 4294967296;
 /** Visits of a branch target before it is translated. */
@@ -78,7 +79,7 @@ const HELPERS = {
 
 /** A translated block. */
 export interface Block {
-  fn: (c: Cpu) => number;
+  fn: (c: Cpu, it: Interp) => number;
   /** Physical page index (u8 offset / 4096) holding the code, and the cache key. */
   page: number;
   key: number;
@@ -119,6 +120,11 @@ class VcpuTable {
   readonly mask = new Uint8Array(SLOTS);
   readonly blk: (Block | null)[] = new Array(SLOTS).fill(null);
   readonly hot = new Uint16Array(SLOTS);
+  /** Runs the instructions blocks leave to the interpreter (jit_interp.ts). */
+  readonly it: Interp;
+  constructor(c: Cpu) {
+    this.it = new Interp(c);
+  }
 }
 
 /** The block cache shared by all vCPUs of one machine. */
@@ -159,7 +165,7 @@ export class Jit {
     c.jitIndex = this.#cpus.length;
     c.onCodeWrite = (p, len) => this.#write(p, len);
     this.#cpus.push(c);
-    this.#tables.push(new VcpuTable());
+    this.#tables.push(new VcpuTable(c));
   }
 
   /** Device DMA wrote backing bytes [off, off+len). */
@@ -252,7 +258,7 @@ export class Jit {
           }
         }
       }
-      const k = b.fn(c);
+      const k = b.fn(c, t.it);
       total += k;
       prev = b;
       if (c.brk) break;
@@ -337,12 +343,14 @@ export class Jit {
     const rips = JSON.stringify(gb.rips);
     // The parenthesised function is compiled eagerly (V8's PIFE heuristic): its cost counts as compile time.
     const src =
-      `"use strict";\nconst RIPS = ${rips}, G = H.reg64;\nreturn (function jit_${off.toString(16)}(c) {\n` +
+      `"use strict";\nconst RIPS = ${rips}, G = H.reg64;\nreturn (function jit_${
+        off.toString(16)
+      }(c, it) {\n` +
       `const r = c.r;\nlet n = 0;\ntry {\n${gb.src}\n} catch (e) {\n` +
       `c.rip = RIPS[n]; c.icount += n; c.atBranch = true; throw e;\n}\n});`;
-    let fn: (c: Cpu) => number;
+    let fn: (c: Cpu, it: Interp) => number;
     try {
-      fn = new Function("H", src)(HELPERS) as (c: Cpu) => number;
+      fn = new Function("H", src)(HELPERS) as (c: Cpu, it: Interp) => number;
     } catch (e) {
       this.stats.failed++;
       c.log(`jit: cannot compile block at ${lin.toString(16)}: ${e}`);

@@ -5,6 +5,7 @@
  */
 import { carryOf, JitEmitter, MAX_BLOCK_INSNS, type Operand, regOperand, TWO32 } from "./jit_emit.ts";
 import type { GenBlock } from "./jit_emit.ts";
+import { interpForm } from "./jit_interp.ts";
 
 export { MAX_BLOCK_INSNS } from "./jit_emit.ts";
 export type { GenBlock } from "./jit_emit.ts";
@@ -22,15 +23,19 @@ export class JitGen extends JitEmitter {
       this.rip = rip;
       this.stored = false;
       const at = this.pos;
-      const r = this.insn();
+      let r = this.insn();
       if (r === 0) {
         this.out.length = save;
         this.pos = savePos;
         this.pend = savePend;
         this.idSeq = saveId;
-        this.stopPos = savePos;
-        stopped = true;
-        break;
+        r = this.interpInsn();
+        if (r === 0) {
+          this.pos = savePos;
+          this.stopPos = savePos;
+          stopped = true;
+          break;
+        }
       }
       this.rips.push(rip);
       this.bytes += this.traced ? this.tracedLen : this.pos - at;
@@ -55,6 +60,26 @@ export class JitGen extends JitEmitter {
       this.out.push(`c.rip = ${rip}; return ${n};`);
     }
     return { src: this.out.join("\n"), n, len: this.bytes, rips: this.rips, stopped };
+  }
+
+  /**
+   * An instruction the translator does not emit, run by the interpreter from inside the block (jit_interp.ts):
+   * 0 not taken (nothing emitted), 1 continue, 2 block ended. The interpreter counts it in c.icount itself.
+   */
+  interpInsn(): number {
+    const k = interpForm(this, this.prefixes());
+    if (k === 0) return 0;
+    const next = this.nextRip();
+    this.flush();
+    const g = this.tmp("g");
+    this.emit(`n = ${this.idx}; c.rip = ${this.rip}; const ${g} = c.tlbGen; it.step(); c.icount--;`);
+    if (k === 2) {
+      this.emit(`c.smc = false; return ${this.idx + 1};`);
+      return 2;
+    }
+    const exit = `c.rip !== ${next} || c.brk || c.smc || c.intShadow || c.tlbGen !== ${g}`;
+    this.emit(`if (${exit}) { c.smc = false; return ${this.idx + 1}; }`);
+    return 1;
   }
 
   // ------------------------------------------------------------ small helpers
