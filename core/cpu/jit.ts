@@ -79,7 +79,7 @@ const HELPERS = {
 
 /** A translated block. */
 export interface Block {
-  fn: (c: Cpu, it: Interp) => number;
+  fn: (c: Cpu, it: Interp, budget: number) => number;
   /** Physical page index (u8 offset / 4096) holding the code, and the cache key. */
   page: number;
   key: number;
@@ -258,7 +258,7 @@ export class Jit {
           }
         }
       }
-      const k = b.fn(c, t.it);
+      const k = b.fn(c, t.it, budget - total);
       total += k;
       prev = b;
       if (c.brk) break;
@@ -345,12 +345,13 @@ export class Jit {
     const src =
       `"use strict";\nconst RIPS = ${rips}, G = H.reg64;\nreturn (function jit_${
         off.toString(16)
-      }(c, it) {\n` +
-      `const r = c.r;\nlet n = 0;\ntry {\n${gb.src}\n} catch (e) {\n` +
-      `c.rip = RIPS[n]; c.icount += n; c.atBranch = true; throw e;\n}\n});`;
-    let fn: (c: Cpu, it: Interp) => number;
+      }(c, it, B) {\n` +
+      `const r = c.r;\nlet n = 0;\n${gb.loops ? "let T = 0;\ntry {\nfor (;;) {" : "const T = 0;\ntry {"}\n` +
+      `${gb.src}\n${gb.loops ? "}\n" : ""}} catch (e) {\n` +
+      `c.rip = RIPS[n]; c.icount += T + n; c.atBranch = true; throw e;\n}\n});`;
+    let fn: (c: Cpu, it: Interp, budget: number) => number;
     try {
-      fn = new Function("H", src)(HELPERS) as (c: Cpu, it: Interp) => number;
+      fn = new Function("H", src)(HELPERS) as (c: Cpu, it: Interp, budget: number) => number;
     } catch (e) {
       this.stats.failed++;
       c.log(`jit: cannot compile block at ${lin.toString(16)}: ${e}`);

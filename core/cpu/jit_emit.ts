@@ -32,6 +32,8 @@ export interface GenBlock {
   rips: number[];
   /** True when the block ended before an instruction the translator does not handle. */
   stopped: boolean;
+  /** True when a branch back to the first instruction loops inside the function (locals T, B). */
+  loops: boolean;
 }
 
 /** Flags produced by an earlier instruction whose store to the Cpu is still pending. */
@@ -89,6 +91,8 @@ export class JitEmitter {
   traced = false;
   tracedLen = 0;
   idSeq = 0;
+  /** A branch back to the block's start was emitted as a loop. */
+  loops = false;
   // Per-instruction decode state.
   opsz = 4;
   adsz = 4;
@@ -189,7 +193,7 @@ export class JitEmitter {
   /** Leave the block at CS offset `target` (a JS expression) after this instruction. */
   exitTo(target: string): void {
     this.flush();
-    this.emit(`c.rip = ${target}; return ${this.idx + 1};`);
+    this.emit(`c.rip = ${target}; return T + ${this.idx + 1};`);
   }
 
   /** Inline condition code evaluation (fused with pending flags when possible). */

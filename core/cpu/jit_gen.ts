@@ -44,7 +44,7 @@ export class JitGen extends JitEmitter {
       if (this.stored && r === 1) {
         // The store may have hit code translated into this very block: leave right after it (cpu.ts smc).
         this.emit(
-          `if (c.smc) { ${this.flushCode()} c.smc = false; c.rip = ${rip}; return ${this.idx + 1}; }`,
+          `if (c.smc) { ${this.flushCode()} c.smc = false; c.rip = ${rip}; return T + ${this.idx + 1}; }`,
         );
       }
       this.idx++;
@@ -57,9 +57,16 @@ export class JitGen extends JitEmitter {
     if (n === 0) return null;
     if (!ended) {
       this.flush();
-      this.out.push(`c.rip = ${rip}; return ${n};`);
+      this.out.push(`c.rip = ${rip}; return T + ${n};`);
     }
-    return { src: this.out.join("\n"), n, len: this.bytes, rips: this.rips, stopped };
+    return { src: this.out.join("\n"), n, len: this.bytes, rips: this.rips, stopped, loops: this.loops };
+  }
+
+  /** Code that re-runs the block from its start (a self-loop) when `target` is its first instruction. */
+  loopBack(target: number): string {
+    if (target !== this.startRip) return "";
+    this.loops = true;
+    return `if (T < B) { T += ${this.idx + 1}; continue; } `;
   }
 
   /**
@@ -74,11 +81,11 @@ export class JitGen extends JitEmitter {
     const g = this.tmp("g");
     this.emit(`n = ${this.idx}; c.rip = ${this.rip}; const ${g} = c.tlbGen; it.step(); c.icount--;`);
     if (k === 2) {
-      this.emit(`c.smc = false; return ${this.idx + 1};`);
+      this.emit(`c.smc = false; return T + ${this.idx + 1};`);
       return 2;
     }
     const exit = `c.rip !== ${next} || c.brk || c.smc || c.intShadow || c.tlbGen !== ${g}`;
-    this.emit(`if (${exit}) { c.smc = false; return ${this.idx + 1}; }`);
+    this.emit(`if (${exit}) { c.smc = false; return T + ${this.idx + 1}; }`);
     return 1;
   }
 
@@ -365,6 +372,8 @@ export class JitGen extends JitEmitter {
         const target = this.target(this.nextRip() + rel);
         if (target === null) return 0;
         if (this.follow(target, false)) return 1;
+        this.flush();
+        this.emit(this.loopBack(target));
         this.exitTo(String(target));
         return 2;
       }
@@ -387,12 +396,15 @@ export class JitGen extends JitEmitter {
       const k = this.tmp("k");
       this.emit(`const ${k} = ${e};`);
       this.flush();
-      this.emit(`if (${k}) { c.rip = ${t}; return ${this.idx + 1}; }`);
-      this.emit(`c.rip = ${next}; return ${this.idx + 1};`);
+      this.emit(`if (${k}) { c.rip = ${t}; return T + ${this.idx + 1}; }`);
+      this.emit(`c.rip = ${next}; return T + ${this.idx + 1};`);
       return 2;
     }
-    // Side exit when taken; the block goes on with the fall-through (pending flags stay in locals).
-    this.emit(`if (${e}) { ${this.flushCode()} c.rip = ${t}; return ${this.idx + 1}; }`);
+    // Side exit when taken; the block goes on with the fall-through (pending flags stay in locals). A branch
+    // back to the block's first instruction loops inside the function while the run budget B lasts.
+    this.emit(
+      `if (${e}) { ${this.flushCode()} ${this.loopBack(t)}c.rip = ${t}; return T + ${this.idx + 1}; }`,
+    );
     return 1;
   }
 

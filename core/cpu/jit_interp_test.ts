@@ -266,3 +266,34 @@ Deno.test("JIT: a page fault in the middle of REP MOVSB inside a block leaves th
   assert.equal(runs[1].s, runs[0].s);
   assert.equal(runs[1].cr2, runs[0].cr2);
 });
+
+Deno.test("JIT: a block that branches back to its start loops inside its function, within the run budget and with precise faults", () => {
+  // L: add rax, rcx; mov [rdi], rax; add rdi, 8; dec ecx; jnz L; hlt — rdi walks off the mapped 1 GiB.
+  const code = [0x48, 0x01, 0xc8, 0x48, 0x89, 0x07, 0x48, 0x83, 0xc7, 0x08, 0xff, 0xc9, 0x75, 0xf2, 0xf4];
+  const mk = () => {
+    const { c, it, ram } = longModeCpu();
+    ram.write(CODE, new Uint8Array(code));
+    setReg(c, 1, 1000n);
+    setReg(c, 7, 0x40000000n - 8n * 300n);
+    c.rip = CODE;
+    return { c, it };
+  };
+  const a = mk();
+  const fa = interp(a.c, a.it);
+  const b = mk();
+  const jit = attachJit(b.c, 1);
+  b.c.fetchOff(CODE);
+  const first = jit.run(b.c, 1);
+  assert.ok(first === 5 || first === 10, `budget 1 ran ${first} instructions (one pass, at most one more)`);
+  b.c.icount += first;
+  const m = jit.run(b.c, 100);
+  assert.ok(m >= 100 && m <= 105, `budget 100 ran ${m} instructions`);
+  b.c.icount += m;
+  const fb = jitted(b.c, b.it).fault;
+  assert.equal(fa, "#14");
+  assert.equal(fb, fa);
+  assert.equal(b.c.rip, CODE + 3, "rip at the faulting store");
+  assert.equal(getReg(b.c, 1), 1000n - 300n);
+  assert.equal(state(b.c, new Uint8Array()), state(a.c, new Uint8Array()));
+  assert.equal(b.c.icount, a.c.icount, "instructions retired before the fault");
+});
