@@ -75,6 +75,8 @@ export abstract class HostChar implements CharBackend {
   onQuit: (() => void) | undefined;
   onToggleMonitor: ((monitorFocused: boolean) => void) | undefined;
   onBreak: (() => void) | undefined;
+  /** Socket backends: a peer connected (true) or went away (false); QEMU's CHR_EVENT_OPENED/CLOSED. */
+  onConnectionChange: ((connected: boolean) => void) | undefined;
 
   readonly #mux: boolean;
   #escPending = false;
@@ -631,6 +633,7 @@ export class SocketChar extends HostChar {
     const ra = conn.remoteAddr;
     this.#peer = ra.transport === "tcp" ? `${ra.hostname}:${ra.port}` : `unix:${ra.transport}`;
     this.#writeChain = Promise.resolve();
+    this.onConnectionChange?.(true);
     void this.#readLoop(conn);
   }
 
@@ -638,6 +641,7 @@ export class SocketChar extends HostChar {
     if (this.#conn !== conn) return;
     this.#conn = null;
     closeQuietly(conn);
+    this.onConnectionChange?.(false);
   }
 
   async #readLoop(conn: Deno.Conn): Promise<void> {

@@ -116,7 +116,11 @@ export class GdbSession {
       }
       return `T${hex2(GDB_SIGNAL_TRAP)}thread:${this.#tid(d.cpu)};`;
     }
-    const sig = st === "shutdown" ? GDB_SIGNAL_QUIT : st === "internal-error" ? GDB_SIGNAL_ABRT : GDB_SIGNAL_INT;
+    const sig = st === "shutdown"
+      ? GDB_SIGNAL_QUIT
+      : st === "internal-error"
+      ? GDB_SIGNAL_ABRT
+      : GDB_SIGNAL_INT;
     return `T${hex2(sig)}thread:${this.#tid(this.#cCpu)};`;
   }
 
@@ -342,7 +346,9 @@ export class GdbSession {
     const len = Number(hexNum(f[2])!);
     if (type > 4 || !this.#t.accel?.setDebug) return this.#reply("");
     if (type >= 2 && (len === 0 || len > 0x1000)) {
-      console.error(`microvm.ts: tried to set invalid watchpoint at ${hexNum(f[1])!.toString(16)}, len=${len}`);
+      console.error(
+        `microvm.ts: tried to set invalid watchpoint at ${hexNum(f[1])!.toString(16)}, len=${len}`,
+      );
       return this.#reply("E22");
     }
     if (insert) {
@@ -557,13 +563,23 @@ export class GdbStub {
     this.#unsub = target.machine.on((ev) => {
       if (!this.#open || !this.#session) return;
       if (ev.event === "STOP") this.#session.stopped();
-      else if (ev.event === "SHUTDOWN" && !(ev.data?.guest === true && target.machine.runState === "shutdown")) {
+      else if (
+        ev.event === "SHUTDOWN" && !(ev.data?.guest === true && target.machine.runState === "shutdown")
+      ) {
         this.#sendPacket(textToBytes("W00"));
       }
     });
-    this.#poll();
-    this.#timer = setInterval(() => this.#poll(), 20);
-    Deno.unrefTimer(this.#timer);
+    const events = stream as { onConnectionChange?: ((c: boolean) => void) | undefined };
+    if ("onConnectionChange" in stream) {
+      // Socket chardevs report each connection (a quick reconnect is two events, not none).
+      events.onConnectionChange = (c) =>
+        c ? (this.#open && this.#closed(), this.#opened()) : this.#open && this.#closed();
+      if (stream.connected) this.#opened();
+    } else {
+      this.#poll();
+      this.#timer = setInterval(() => this.#poll(), 20);
+      Deno.unrefTimer(this.#timer);
+    }
   }
 
   /** True while a client is connected. */
@@ -578,6 +594,8 @@ export class GdbStub {
     this.#unsub?.();
     this.#unsub = null;
     this.#stream.setReceiver(null);
+    const events = this.#stream as { onConnectionChange?: ((c: boolean) => void) | undefined };
+    if ("onConnectionChange" in this.#stream) events.onConnectionChange = undefined;
     if (this.#open) this.#closed();
   }
 
@@ -617,32 +635,35 @@ export class GdbStub {
       this.#opened(); // bytes before the poll saw the connection
     }
     const session = this.#session!;
-    let d = data;
     try {
-      // While the VM runs, any byte stops it (QEMU); the stop reply follows.
-      if (this.#t.machine.runState === "running") {
-        this.#t.stop();
-        d = d.subarray(1);
-      }
-      for (const ev of this.#reader.feed(d)) {
-        switch (ev.kind) {
-          case "ack":
-            this.#last = null;
-            break;
-          case "nack":
-            if (this.#last) this.#stream.write(this.#last);
-            break;
-          case "interrupt":
-            this.#t.stop();
-            break;
-          case "bad-checksum":
-            this.#stream.write(new Uint8Array([0x2d]));
-            break;
-          case "packet":
-            this.#last = null;
-            this.#stream.write(new Uint8Array([0x2b]));
-            session.handle(ev.data);
-            break;
+      for (const ch of data) {
+        // gdb_read_byte: after a reply, '+' / '-' acknowledge it (a '-' resends it) and other bytes up to
+        // the next '$' are ignored.
+        if (this.#last) {
+          if (ch === 0x2d) this.#stream.write(this.#last);
+          if (ch === 0x2b || ch === 0x24) this.#last = null;
+          if (ch !== 0x24) continue;
+        }
+        // While the VM runs, any byte stops it (the stop reply follows).
+        if (this.#t.machine.runState === "running") {
+          this.#t.stop();
+          continue;
+        }
+        for (const ev of this.#reader.feed(new Uint8Array([ch]))) {
+          switch (ev.kind) {
+            case "interrupt":
+              this.#t.stop();
+              break;
+            case "bad-checksum":
+              this.#stream.write(new Uint8Array([0x2d]));
+              break;
+            case "packet":
+              this.#stream.write(new Uint8Array([0x2b]));
+              session.handle(ev.data);
+              break;
+            default: // stray acknowledgements
+              break;
+          }
         }
       }
     } catch (e) {
