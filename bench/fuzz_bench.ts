@@ -12,6 +12,7 @@ import { PluginManager } from "../plugins/loader.ts";
 import { buildFuzzMachine } from "../plugins/fuzz/machine.ts";
 import { Fuzzer } from "../plugins/fuzz/engine.ts";
 import type { Plugin } from "../plugins/api.ts";
+import "../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
 
 const args = Deno.args;
 const si = args.indexOf("--seconds");

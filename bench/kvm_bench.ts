@@ -14,7 +14,8 @@
  */
 import type { AccelBoard, DoorbellSource, IoBus, MmioBus } from "../core/accel.ts";
 import type { Clock, MsiSink, Timer } from "../core/types.ts";
-import { KvmAccelerator, KvmSystem } from "../core/kvm/mod.ts";
+import { KvmAccelerator, KvmSystem, probeKvm } from "../core/kvm/mod.ts";
+import { UserError } from "../core/types.ts";
 import * as K from "../core/kvm/kvm_api.ts";
 import {
   alignedSharedBytes,
@@ -224,12 +225,21 @@ function fmt(x: number): string {
 
 async function main(): Promise<void> {
   if (Deno.args[0] === "--first") return await firstExitChild();
+  // No usable KVM (no /dev/kvm at all on many hosts): say why in one line, no stack trace.
+  const probe = probeKvm();
+  if (!probe.usable) throw new UserError(`cannot run: /dev/kvm: ${probe.error}`);
   const n = Number(Deno.args[0] ?? 200000);
   const dir = await Deno.makeTempDir({ prefix: "kvm_bench_" });
   const bin = `${dir}/kvm_exits`;
   const src = new URL("./c/kvm_exits.c", import.meta.url).pathname;
-  const cc = await new Deno.Command("gcc", { args: ["-O2", "-o", bin, src] }).output();
-  if (!cc.success) throw new Error("gcc failed: " + new TextDecoder().decode(cc.stderr));
+  let cc: Deno.CommandOutput;
+  try {
+    cc = await new Deno.Command("gcc", { args: ["-O2", "-o", bin, src] }).output();
+  } catch (e) {
+    await Deno.remove(dir, { recursive: true });
+    throw new UserError(`cannot build the C reference: gcc: ${(e as Error).message}`);
+  }
+  if (!cc.success) throw new UserError("gcc failed: " + new TextDecoder().decode(cc.stderr).split("\n")[0]);
   try {
     const rows: Array<[string, number, number]> = [];
     for (const [mode, code] of [["pio", PIO_LOOP], ["mmio", MMIO_LOOP]] as const) {
@@ -284,4 +294,10 @@ function probePvm(): boolean {
   }
 }
 
-await main();
+try {
+  await main();
+} catch (e) {
+  if (!(e instanceof UserError)) throw e;
+  console.error(`kvm_bench: ${e.message}`);
+  Deno.exit(1);
+}

@@ -2,7 +2,7 @@
  * `deno task bench`: run every benchmark (devices, MIPS, boot, disk, compile check), print the tables
  * and write them with the date and machine to bench/results.md. QEMU (qemu-system-x86_64, Debian's
  * qemu-system-x86) is the yardstick when installed; without it only our numbers are printed.
- * Usage: deno run -A bench/run.ts [--runs N] [--only boot,mips,disk,net,devices,compile] [--no-qemu]
+ * Usage: deno run -A bench/run.ts [--runs N] [--only boot,mips,disk,net,usernet,devices,compile] [--no-qemu]
  *        [--out FILE|-] (default runs 2: about 5 minutes on a 2-core machine)
  * @module
  */
@@ -10,13 +10,14 @@ import { runBootBench } from "./boot.ts";
 import { compileCheck } from "./compile_check.ts";
 import { runDeviceBench } from "./devices.ts";
 import { netSection, runNetBench } from "./net.ts";
+import { runUserNetBench } from "./net_user.ts";
 import { diskSection } from "./disk.ts";
 import { runMipsBench } from "./mips.ts";
 import { prepareGuestDir, qemuPath } from "./lib/guest.ts";
 import { renderSection, type Section } from "./lib/stats.ts";
 import { runWorkloads, type WorkloadSamples } from "./lib/workload.ts";
 
-const ALL = ["devices", "mips", "boot", "disk", "net", "compile"] as const;
+const ALL = ["devices", "mips", "boot", "disk", "net", "usernet", "compile"] as const;
 type Part = typeof ALL[number];
 
 /** Parsed command line of the runner. */
@@ -108,7 +109,8 @@ export async function runAll(a: BenchArgs, progress: (m: string) => void): Promi
     console.log(renderSection(s));
   };
   const t0 = performance.now();
-  const needGuest = a.only.has("boot") || a.only.has("disk") || a.only.has("mips") || a.only.has("net");
+  const needGuest = a.only.has("boot") || a.only.has("disk") || a.only.has("mips") || a.only.has("net") ||
+    a.only.has("usernet");
   const dir = needGuest ? await prepareGuestDir() : undefined;
   try {
     if (a.only.has("devices")) emit(runDeviceBench({ runs: 3, progress }));
@@ -133,6 +135,10 @@ export async function runAll(a: BenchArgs, progress: (m: string) => void): Promi
     if (a.only.has("net") && dir) {
       // Needs root and /dev/net/tun; prints one SKIP line otherwise.
       emit(netSection(await runNetBench({ dir, runs: a.runs, mib: 32, smp: 1, qemu })));
+    }
+    if (a.only.has("usernet") && dir) {
+      // -netdev user (libslirp) on both sides: no root needed.
+      emit(await runUserNetBench({ dir, runs: a.runs, mib: 16, qemu, progress }));
     }
     if (a.only.has("compile")) {
       const c = await compileCheck();

@@ -277,4 +277,13 @@ export interface Accelerator {
   debugRegisters?(index: number): DebugRegisters;
   /** Write back a register file read with debugRegisters (while stopped). */
   setDebugRegisters?(index: number, r: DebugRegisters): void;
+  /** Snapshot: every vCPU's architectural state as plain data (while stopped). */
+  saveState?(): unknown;
+  /** Restore what saveState returned; throws StateError (vCPUs untouched) on a bad record. */
+  loadState?(state: unknown): void;
+  /**
+   * Live migration: track guest writes in `bits` (one byte per backing page, set to 1 when written), or stop
+   * tracking with null. Device DMA is tracked by GuestRam itself.
+   */
+  setDirtyLog?(bits: Uint8Array | null): void;
 }

@@ -99,6 +99,17 @@ export class VirtualClock implements Clock {
     if (this.mode === "host") this.#offset = this.#src() - this.#pausedAt;
   }
 
+  /**
+   * Snapshot restore: virtual time continues from `ns` (the source's time at stop-and-copy), so guest time
+   * neither jumps back nor forward by the downtime. Call before devices re-arm their timers.
+   */
+  restore(ns: number): void {
+    if (!(ns >= 0) || !Number.isFinite(ns)) throw new UserError(`Cannot restore the clock to "${ns}" ns`);
+    if (this.mode === "manual") this.#manualNow = ns;
+    else if (this.#paused) this.#pausedAt = ns;
+    else this.#offset = this.#src() - ns;
+  }
+
   /** Earliest armed deadline, or Infinity. */
   nextDeadline(): number {
     return this.#heap.length ? this.#heap[0].deadline : Infinity;

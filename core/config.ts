@@ -176,6 +176,21 @@ export interface NetdevConfig {
   type: "tap" | "socket" | "user";
   /** Type-specific options as written (ifname, script, downscript, fd, vhost, listen, connect, ...). */
   props: Record<string, string>;
+  /** Repeatable options in order (user: hostfwd, guestfwd, dnssearch); `props` holds the last of each. */
+  lists?: Record<string, string[]>;
+  /** Where it was written ("-netdev user,id=n0,…"): prefixes errors raised when it opens, as QEMU does. */
+  loc?: string;
+}
+
+/** -fsdev local,id=ID,path=DIR,security_model=... (or the fsdev half of -virtfs). */
+export interface FsdevConfig {
+  id: string;
+  /** Only `local` exists here (QEMU also has `proxy` and `synth`). */
+  driver: "local";
+  path: string;
+  /** passthrough | mapped-xattr | mapped-file | none (`mapped` is QEMU's alias of mapped-xattr). */
+  securityModel: "passthrough" | "mapped-xattr" | "mapped-file" | "none";
+  readOnly: boolean;
 }
 
 /** -global DRIVER.PROP=VALUE. */
@@ -246,10 +261,14 @@ export interface VmConfig {
   devices: DeviceConfig[];
   drives: DriveConfig[];
   netdevs: NetdevConfig[];
+  /** -fsdev / -virtfs exports (absent: none). */
+  fsdevs?: FsdevConfig[];
   globals: GlobalConfig[];
   boot: BootConfig;
   /** -S: do not start the CPUs until `cont`. */
   startPaused: boolean;
+  /** -uuid: the VM's UUID (canonical lower-case text; FW_CFG_UUID, query-uuid). Absent: all zeros. */
+  uuid?: string;
   /** -gdb DEV / -s (= tcp::1234), in order; the last one is the gdb server (absent: none). */
   gdb?: string[];
   /** -no-reboot: a guest reset shuts the VM down (QEMU: -action reboot=shutdown). */
@@ -269,6 +288,8 @@ export interface VmConfig {
   plugins: PluginConfig[];
   icount?: IcountConfig;
   pidfile?: string;
+  /** -incoming URI or "defer": wait for a migration stream instead of booting (shell/migration/). */
+  incoming?: string;
   /** -trace patterns (accepted; tracing prints a warning when unsupported). */
   trace: string[];
   /** -L directories (accepted, ignored: no firmware is loaded). */
@@ -300,6 +321,8 @@ export interface DeviceInfo {
   bus?: string;
   /** `-device help` category: "Storage", "Network", "Input", "Display", "Misc", ... (default "Misc"). */
   category?: string;
+  /** QOM parent type for qom-list-types (default from the bus: virtio-bus → "virtio-device", ...). */
+  qomParent?: string;
   props: PropDef[];
 }
 

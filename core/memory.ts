@@ -86,6 +86,8 @@ export class GuestRam implements GuestMemory {
   readonly #romBase: number;
   #romNext: number;
   readonly #roms = new Map<string, RomBlob>();
+  /** Live migration's dirty log (one byte per backing page), or null: device writes set it. */
+  dirty: Uint8Array | null = null;
 
   constructor(opts: GuestRamOptions) {
     const size = opts.size;
@@ -150,6 +152,7 @@ export class GuestRam implements GuestMemory {
   /** Zero all RAM (system_reset); ROM blobs are kept. */
   clear(): void {
     this.u8.fill(0, 0, this.size);
+    this.dirty?.fill(1);
   }
 
   /** Backing offset of [gpa, gpa+len) if wholly inside one RAM window, else -1. Overflow-safe. */
@@ -180,11 +183,20 @@ export class GuestRam implements GuestMemory {
     const o = this.translate(gpa, data.length);
     if (o < 0) return false;
     this.u8.set(data, o);
+    if (this.dirty !== null) this.#mark(o, data.length);
     return true;
   }
   view(gpa: number, len: number): Uint8Array | null {
     const o = this.translate(gpa, len);
-    return o < 0 ? null : this.u8.subarray(o, o + len);
+    if (o < 0) return null;
+    // A view may be written through: count it as written (conservative).
+    if (this.dirty !== null) this.#mark(o, len);
+    return this.u8.subarray(o, o + len);
+  }
+  #mark(o: number, len: number): void {
+    const d = this.dirty!;
+    const e = Math.min(d.length, (o + Math.max(len, 1) + 4095) >>> 12);
+    for (let p = o >>> 12; p < e; p++) d[p] = 1;
   }
   readU8(gpa: number): number {
     const o = this.translate(gpa, 1);
@@ -206,24 +218,28 @@ export class GuestRam implements GuestMemory {
     const o = this.translate(gpa, 1);
     if (o < 0) return false;
     this.u8[o] = v;
+    if (this.dirty !== null) this.dirty[o >>> 12] = 1;
     return true;
   }
   writeU16(gpa: number, v: number): boolean {
     const o = this.translate(gpa, 2);
     if (o < 0) return false;
     this.#dv.setUint16(o, v, true);
+    if (this.dirty !== null) this.#mark(o, 2);
     return true;
   }
   writeU32(gpa: number, v: number): boolean {
     const o = this.translate(gpa, 4);
     if (o < 0) return false;
     this.#dv.setUint32(o, v >>> 0, true);
+    if (this.dirty !== null) this.#mark(o, 4);
     return true;
   }
   writeU64(gpa: number, v: number | bigint): boolean {
     const o = this.translate(gpa, 8);
     if (o < 0) return false;
     this.#dv.setBigUint64(o, BigInt.asUintN(64, typeof v === "bigint" ? v : BigInt(Math.trunc(v))), true);
+    if (this.dirty !== null) this.#mark(o, 8);
     return true;
   }
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Device, DeviceState, GuestLog, GuestMemory, RegionOps } from "../core/types.ts";
-import { StateError } from "../core/types.ts";
+import { StateError, UserError } from "../core/types.ts";
 
 /** Selector keys (docs/specs/fw_cfg.txt, include/standard-headers/linux/qemu_fw_cfg.h). */
 export const FW_CFG_SIGNATURE = 0x00;
@@ -74,6 +74,47 @@ export interface FwCfgMachineItems {
   bootMenu?: boolean;
   /** "etc/e820" contents, if known before the kernel is loaded. */
   e820?: Uint8Array;
+  /** -uuid as 16 bytes in string order (FW_CFG_UUID; default all zeros). */
+  uuid?: Uint8Array;
+  /** -boot splash-time= (file "etc/boot-menu-wait", u16 LE; absent: no file). */
+  splashTime?: number;
+  /** -boot reboot-timeout= ("etc/boot-fail-wait", u32 LE; default -1). */
+  rebootTimeout?: number;
+}
+
+/**
+ * Validate -boot's splash-time/reboot-timeout as fw_cfg_bootsplash/fw_cfg_reboot do (UserError with QEMU's
+ * words) and return them as numbers.
+ */
+export function fwCfgBootTimes(
+  props: Record<string, string>,
+): { splashTime?: number; rebootTimeout?: number } {
+  const out: { splashTime?: number; rebootTimeout?: number } = {};
+  const st = props["splash-time"];
+  if (st !== undefined) {
+    const v = Number(BigInt.asIntN(64, BigInt(st.trim())));
+    if (!(v >= 0 && v <= 0xffff)) {
+      throw new UserError("splash-time is invalid,it should be a value between 0 and 65535");
+    }
+    out.splashTime = v;
+  }
+  const rt = props["reboot-timeout"];
+  if (rt !== undefined) {
+    const v = Number(BigInt.asIntN(64, BigInt(rt.trim())));
+    if (!(v >= -1 && v <= 0xffff)) {
+      throw new UserError("reboot timeout is invalid,it should be a value between -1 and 65535");
+    }
+    out.rebootTimeout = v;
+  }
+  return out;
+}
+
+/** A canonical UUID string as FW_CFG_UUID's 16 bytes (string order, as qemu_uuid_parse stores them). */
+export function uuidBytes(uuid: string | undefined): Uint8Array {
+  const b = new Uint8Array(16);
+  const hex = (uuid ?? "").replaceAll("-", "");
+  if (hex.length === 32) { for (let i = 0; i < 16; i++) b[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16); }
+  return b;
 }
 
 /** The kernel items x86_load_linux sets (structurally core/boot's FwCfgKernelInfo; null = not set). */
@@ -187,6 +228,9 @@ export class FwCfg implements Device {
     this.addI32(FW_CFG_IRQ0_OVERRIDE, 1);
     this.addI16(FW_CFG_NOGRAPHIC, m.nographic ? 1 : 0);
     this.addI16(FW_CFG_BOOT_MENU, m.bootMenu ? 1 : 0);
+    if (m.uuid) this.addBytes(FW_CFG_UUID, m.uuid);
+    if (m.splashTime !== undefined) this.addFile("etc/boot-menu-wait", le(2, m.splashTime));
+    if (m.rebootTimeout !== undefined) this.addFile("etc/boot-fail-wait", le(4, m.rebootTimeout >>> 0));
     if (m.e820) this.addFile("etc/e820", m.e820);
   }
 

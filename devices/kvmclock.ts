@@ -7,7 +7,7 @@
  * @module
  */
 import type { MsrHandler } from "../core/accel.ts";
-import type { Clock, GuestLog, GuestMemory } from "../core/types.ts";
+import { type Clock, type DeviceState, type GuestLog, type GuestMemory, StateError } from "../core/types.ts";
 
 export const MSR_KVM_WALL_CLOCK = 0x11;
 export const MSR_KVM_SYSTEM_TIME = 0x12;
@@ -50,6 +50,7 @@ export interface KvmClockOptions {
  */
 export class KvmClock implements MsrHandler {
   readonly id = "kvmclock";
+  readonly typeName = "kvmclock";
   readonly #mem: GuestMemory;
   readonly #clock: Clock;
   readonly #tscKhz: number;
@@ -127,6 +128,52 @@ export class KvmClock implements MsrHandler {
     this.#systemTime.clear();
     this.#wallMsr = 0n;
     this.#wallVersion = 0;
+  }
+
+  /** Snapshot: per-CPU MSR values and version counters, the wall-clock MSR (QEMU's kvmclock vmstate). */
+  saveState(): DeviceState {
+    return {
+      version: 1,
+      systemTime: [...this.#systemTime].map(([cpu, st]) => ({
+        cpu,
+        msr: st.msr.toString(),
+        version: st.version,
+      })),
+      wallMsr: this.#wallMsr.toString(),
+      wallVersion: this.#wallVersion,
+    };
+  }
+
+  loadState(state: DeviceState): void {
+    if (state?.version !== 1) {
+      throw new StateError(`Invalid kvmclock state: unsupported version "${String(state?.version)}"`);
+    }
+    const dec = (v: unknown, name: string): bigint => {
+      if (typeof v !== "string" || !/^\d+$/.test(v) || BigInt(v) >= 1n << 64n) {
+        throw new StateError(`Invalid kvmclock state: "${name}" is not a 64-bit decimal`);
+      }
+      return BigInt(v);
+    };
+    const u32 = (v: unknown, name: string): number => {
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+        throw new StateError(`Invalid kvmclock state: "${name}" is not a 32-bit unsigned integer`);
+      }
+      return v;
+    };
+    const list = state.systemTime;
+    if (!Array.isArray(list) || list.length > 256) {
+      throw new StateError('Invalid kvmclock state: "systemTime"');
+    }
+    const st = list.map((e) => ({
+      cpu: u32(e?.cpu, "cpu"),
+      msr: dec(e?.msr, "msr"),
+      version: u32(e?.version, "version"),
+    }));
+    const wallMsr = dec(state.wallMsr, "wallMsr"), wallVersion = u32(state.wallVersion, "wallVersion");
+    this.#systemTime.clear();
+    for (const e of st) this.#systemTime.set(e.cpu, { msr: e.msr, version: e.version });
+    this.#wallMsr = wallMsr;
+    this.#wallVersion = wallVersion;
   }
 
   /** Guest TSC now (TSC = now_ns × tscKhz / 1e6). */

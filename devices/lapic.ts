@@ -8,221 +8,79 @@
  * @module
  */
 import type { LocalApicPort } from "../core/accel.ts";
-import type { Clock, DeviceState, GuestLog, MsiSink, Timer } from "../core/types.ts";
-import { StateError } from "../core/types.ts";
+import type { Clock, DeviceState, GuestLog, Timer } from "../core/types.ts";
+import type { ApicBus } from "./apic_bus.ts";
+import {
+  APIC_ARBPRI,
+  APIC_DEFAULT_BASE,
+  APIC_DFR,
+  APIC_DM_EXTINT,
+  APIC_DM_FIXED,
+  APIC_DM_INIT,
+  APIC_DM_LOWEST,
+  APIC_DM_NMI,
+  APIC_DM_SMI,
+  APIC_DM_STARTUP,
+  APIC_EOI,
+  APIC_ESR,
+  APIC_ESR_ILLEGAL_REGISTER,
+  APIC_ESR_RECV_ILLEGAL_VECTOR,
+  APIC_ESR_SEND_ILLEGAL_VECTOR,
+  APIC_ICR,
+  APIC_ICR2,
+  APIC_ICR_DEST_LOGICAL,
+  APIC_ICR_LEVEL_ASSERT,
+  APIC_ID,
+  APIC_IRR,
+  APIC_ISR,
+  APIC_LDR,
+  APIC_LVR,
+  APIC_LVT0,
+  APIC_LVT1,
+  APIC_LVT_LEVEL_TRIGGER,
+  APIC_LVT_MASKED,
+  APIC_LVT_REMOTE_IRR,
+  APIC_LVTERR,
+  APIC_LVTPC,
+  APIC_LVTT,
+  APIC_LVTTHMR,
+  APIC_PROCPRI,
+  APIC_RRR,
+  APIC_SELF_IPI,
+  APIC_SPIV,
+  APIC_SPIV_ENABLE,
+  APIC_TASKPRI,
+  APIC_TDCR,
+  APIC_TIMER_PERIODIC,
+  APIC_TIMER_TSC_DEADLINE,
+  APIC_TMCCT,
+  APIC_TMICT,
+  APIC_TMR,
+  APIC_VERSION,
+  APICBASE_BSP,
+  APICBASE_ENABLE,
+  APICBASE_EXTD,
+  clearBit,
+  highestBit,
+  type LapicState,
+  LVT_ERROR,
+  LVT_LINT0,
+  LVT_LINT1,
+  LVT_NB,
+  LVT_TIMER,
+  LVT_WRITABLE,
+  MIN_PERIODIC_NS,
+  MSR_IA32_APICBASE,
+  MSR_IA32_TSC_DEADLINE,
+  MSR_X2APIC_BASE,
+  setBit,
+  testBit,
+  validateLapicState,
+} from "./lapic_regs.ts";
 
-/** xAPIC register offsets (MMIO page; x2APIC MSR = 0x800 + offset / 16). */
-export const APIC_ID = 0x020;
-export const APIC_LVR = 0x030;
-export const APIC_TASKPRI = 0x080;
-export const APIC_ARBPRI = 0x090;
-export const APIC_PROCPRI = 0x0a0;
-export const APIC_EOI = 0x0b0;
-export const APIC_RRR = 0x0c0;
-export const APIC_LDR = 0x0d0;
-export const APIC_DFR = 0x0e0;
-export const APIC_SPIV = 0x0f0;
-export const APIC_ISR = 0x100;
-export const APIC_TMR = 0x180;
-export const APIC_IRR = 0x200;
-export const APIC_ESR = 0x280;
-export const APIC_ICR = 0x300;
-export const APIC_ICR2 = 0x310;
-export const APIC_LVTT = 0x320;
-export const APIC_LVTTHMR = 0x330;
-export const APIC_LVTPC = 0x340;
-export const APIC_LVT0 = 0x350;
-export const APIC_LVT1 = 0x360;
-export const APIC_LVTERR = 0x370;
-export const APIC_TMICT = 0x380;
-export const APIC_TMCCT = 0x390;
-export const APIC_TDCR = 0x3e0;
-export const APIC_SELF_IPI = 0x3f0;
-
-/** MSRs. */
-export const MSR_IA32_APICBASE = 0x1b;
-export const MSR_IA32_TSC_DEADLINE = 0x6e0;
-export const MSR_X2APIC_BASE = 0x800;
-
-/** IA32_APIC_BASE bits. */
-export const APICBASE_BSP = 0x100;
-export const APICBASE_EXTD = 0x400;
-export const APICBASE_ENABLE = 0x800;
-export const APIC_DEFAULT_BASE = 0xfee00000;
-
-/** Version register: version 0x14, max LVT entry 5. */
-export const APIC_VERSION = 0x50014;
-
-export const APIC_SPIV_ENABLE = 0x100;
-export const APIC_LVT_MASKED = 1 << 16;
-export const APIC_LVT_LEVEL_TRIGGER = 1 << 15;
-export const APIC_LVT_REMOTE_IRR = 1 << 14;
-export const APIC_ICR_LEVEL_ASSERT = 1 << 14;
-export const APIC_ICR_DEST_LOGICAL = 1 << 11;
-
-/** Delivery modes (ICR, LVT, MSI data bits 10:8). */
-export const APIC_DM_FIXED = 0;
-export const APIC_DM_LOWEST = 1;
-export const APIC_DM_SMI = 2;
-export const APIC_DM_NMI = 4;
-export const APIC_DM_INIT = 5;
-export const APIC_DM_STARTUP = 6;
-export const APIC_DM_EXTINT = 7;
-
-/** LVT timer modes (bits 18:17). */
-export const APIC_TIMER_ONESHOT = 0;
-export const APIC_TIMER_PERIODIC = 1;
-export const APIC_TIMER_TSC_DEADLINE = 2;
-
-/** ESR bits. */
-export const APIC_ESR_SEND_ILLEGAL_VECTOR = 0x20;
-export const APIC_ESR_RECV_ILLEGAL_VECTOR = 0x40;
-export const APIC_ESR_ILLEGAL_REGISTER = 0x80;
-
-const LVT_TIMER = 0;
-const LVT_LINT0 = 3;
-const LVT_LINT1 = 4;
-const LVT_ERROR = 5;
-const LVT_NB = 6;
-/** Shortest periodic timer period honoured (KVM's min_timer_period_us = 200). */
-const MIN_PERIODIC_NS = 200_000;
-/** Writable bits per LVT entry (SDM fig. 11-8); delivery status and remote IRR are read-only. */
-const LVT_WRITABLE = [0x700ff, 0x107ff, 0x107ff, 0x1a7ff, 0x1a7ff, 0x100ff];
-
-/** Saved LAPIC state (version 1). */
-export interface LapicState extends DeviceState {
-  version: 1;
-  apicBase: number;
-  id: number;
-  tpr: number;
-  ldr: number;
-  dfr: number;
-  svr: number;
-  isr: number[];
-  tmr: number[];
-  irr: number[];
-  esr: number;
-  esrPending: number;
-  icrLo: number;
-  icrHi: number;
-  lvt: number[];
-  initialCount: number;
-  divideConf: number;
-  timerStartNs: number;
-  tscDeadline: string;
-  nmiPending: boolean;
-  initPending: boolean;
-  sipiVector: number;
-  lint0Level: boolean;
-  lint1Level: boolean;
-}
-
-/**
- * The APIC bus: joins every LAPIC for IPIs and receives MSI messages (IOAPIC output, the apic-msi window).
- * The board creates one, passes it to each `Lapic`, and installs the IOAPIC EOI listener.
- *
- * @example
- * ```ts ignore
- * const bus = new ApicBus();
- * const lapics = [0, 1].map((id) => new Lapic({ id, clock, tscKhz, bus, log }));
- * bus.setEoiListener((vector) => ioapic.eoi(vector));
- * bus.sendMsi(0xfee01000, 0x41);   // fixed vector 0x41 to APIC ID 1
- * ```
- */
-export class ApicBus implements MsiSink {
-  readonly #lapics: Lapic[] = [];
-  #eoiListener: ((vector: number) => void) | null = null;
-  /** Scratch list of matching targets (no per-delivery allocation). */
-  readonly #targets: Lapic[] = [];
-
-  /** Called by the Lapic constructor. */
-  attach(lapic: Lapic): void {
-    this.#lapics.push(lapic);
-  }
-
-  /** The LAPICs on the bus, in attach order. */
-  get lapics(): readonly Lapic[] {
-    return this.#lapics;
-  }
-
-  /** Receiver of level-triggered EOIs (the IOAPIC's eoi). */
-  setEoiListener(fn: ((vector: number) => void) | null): void {
-    this.#eoiListener = fn;
-  }
-
-  /** Called by a LAPIC when it EOIs a level-triggered vector. */
-  broadcastEoi(vector: number): void {
-    this.#eoiListener?.(vector);
-  }
-
-  /**
-   * Deliver an MSI (QEMU apic_send_msi): dest id = address[19:12], dest mode = address[2],
-   * vector = data[7:0], delivery mode = data[10:8], trigger = data[15].
-   */
-  sendMsi(address: number, data: number): void {
-    const dest = (address >>> 12) & 0xff;
-    const logical = ((address >>> 2) & 1) === 1;
-    const dm = (data >>> 8) & 7;
-    const trigger = ((data >>> 15) & 1) === 1;
-    this.deliver({
-      dest,
-      logical,
-      shorthand: 0,
-      deliveryMode: dm,
-      vector: data & 0xff,
-      level: trigger,
-      source: null,
-      x2: false,
-    });
-  }
-
-  /** Deliver an interrupt message to every matching LAPIC (shared by MSIs and ICR writes). */
-  deliver(m: ApicMessage): void {
-    const t = this.#targets;
-    t.length = 0;
-    for (const l of this.#lapics) {
-      switch (m.shorthand) {
-        case 1:
-          if (l === m.source) t.push(l);
-          break;
-        case 2:
-          t.push(l);
-          break;
-        case 3:
-          if (l !== m.source) t.push(l);
-          break;
-        default:
-          if (l.matchesDestination(m.dest, m.logical, m.x2)) t.push(l);
-      }
-    }
-    if (t.length === 0) return;
-    if (m.deliveryMode === APIC_DM_LOWEST) {
-      // Lowest priority: the target with the lowest TPR-derived priority (first on ties), as QEMU picks one.
-      let best = t[0];
-      for (const l of t) if (l.arbitrationPriority() < best.arbitrationPriority()) best = l;
-      best.receive(APIC_DM_FIXED, m.vector, m.level);
-      return;
-    }
-    for (const l of t) l.receive(m.deliveryMode, m.vector, m.level);
-  }
-}
-
-/** One interrupt message on the APIC bus. */
-export interface ApicMessage {
-  /** Destination (8-bit xAPIC, 32-bit x2APIC). */
-  dest: number;
-  logical: boolean;
-  /** 0 none, 1 self, 2 all including self, 3 all excluding self. */
-  shorthand: number;
-  deliveryMode: number;
-  vector: number;
-  /** Level-triggered (sets TMR; EOI is broadcast). */
-  level: boolean;
-  /** Sending LAPIC (shorthands), or null for MSIs. */
-  source: Lapic | null;
-  /** Destination is in x2APIC format (32-bit, broadcast 0xffffffff). */
-  x2: boolean;
-}
+// The constants and the bus keep their old import path.
+export * from "./lapic_regs.ts";
+export { ApicBus, type ApicMessage } from "./apic_bus.ts";
 
 /** Constructor options of {@link Lapic}. */
 export interface LapicOptions {
@@ -631,60 +489,7 @@ export class Lapic implements LocalApicPort {
   }
 
   loadState(state: DeviceState): void {
-    const s = state as Partial<LapicState>;
-    if (s.version !== 1) {
-      throw new StateError(`Invalid apic state: unsupported version "${String(s.version)}"`);
-    }
-    const u32 = (v: unknown, name: string): number => {
-      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-        throw new StateError(`Invalid apic state: field "${name}" is not a 32-bit unsigned integer`);
-      }
-      return v;
-    };
-    const arr = (v: unknown, n: number, name: string): number[] => {
-      if (!Array.isArray(v) || v.length !== n) {
-        throw new StateError(`Invalid apic state: "${name}" must have ${n} entries`);
-      }
-      return v.map((x) => u32(x, name));
-    };
-    const bool = (v: unknown, name: string): boolean => {
-      if (typeof v !== "boolean") {
-        throw new StateError(`Invalid apic state: field "${name}" is not a boolean`);
-      }
-      return v;
-    };
-    if (typeof s.tscDeadline !== "string" || !/^\d+$/.test(s.tscDeadline)) {
-      throw new StateError(`Invalid apic state: field "tscDeadline" is not a decimal string`);
-    }
-    if (typeof s.timerStartNs !== "number" || !Number.isFinite(s.timerStartNs)) {
-      throw new StateError(`Invalid apic state: field "timerStartNs" is not a number`);
-    }
-    const sipi = s.sipiVector;
-    if (typeof sipi !== "number" || !Number.isInteger(sipi) || sipi < -1 || sipi > 0xff) {
-      throw new StateError(`Invalid apic state: field "sipiVector" out of range`);
-    }
-    const v = {
-      apicBase: u32(s.apicBase, "apicBase"),
-      id: u32(s.id, "id"),
-      tpr: u32(s.tpr, "tpr") & 0xff,
-      ldr: u32(s.ldr, "ldr"),
-      dfr: u32(s.dfr, "dfr"),
-      svr: u32(s.svr, "svr") & 0x1ff,
-      isr: arr(s.isr, 8, "isr"),
-      tmr: arr(s.tmr, 8, "tmr"),
-      irr: arr(s.irr, 8, "irr"),
-      esr: u32(s.esr, "esr"),
-      esrPending: u32(s.esrPending, "esrPending"),
-      icrLo: u32(s.icrLo, "icrLo"),
-      icrHi: u32(s.icrHi, "icrHi"),
-      lvt: arr(s.lvt, LVT_NB, "lvt"),
-      initialCount: u32(s.initialCount, "initialCount"),
-      divideConf: u32(s.divideConf, "divideConf") & 0xb,
-      nmiPending: bool(s.nmiPending, "nmiPending"),
-      initPending: bool(s.initPending, "initPending"),
-      lint0Level: bool(s.lint0Level, "lint0Level"),
-      lint1Level: bool(s.lint1Level, "lint1Level"),
-    };
+    const v = validateLapicState(state);
     this.#apicBase = v.apicBase;
     this.#id = v.id;
     this.#tpr = v.tpr;
@@ -701,11 +506,11 @@ export class Lapic implements LocalApicPort {
     this.#lvt.set(v.lvt);
     this.#initialCount = v.initialCount;
     this.#divideConf = v.divideConf;
-    this.#timerStartNs = s.timerStartNs;
-    this.#tscDeadline = BigInt.asUintN(64, BigInt(s.tscDeadline));
+    this.#timerStartNs = v.timerStartNs;
+    this.#tscDeadline = BigInt.asUintN(64, BigInt(v.tscDeadline));
     this.#nmiPending = v.nmiPending;
     this.#initPending = v.initPending;
-    this.#sipiVector = sipi;
+    this.#sipiVector = v.sipiVector;
     this.#lint0Level = v.lint0Level;
     this.#lint1Level = v.lint1Level;
     this.#rearmTimer();
@@ -1029,24 +834,4 @@ export class Lapic implements LocalApicPort {
       x2,
     });
   }
-}
-
-function highestBit(a: Uint32Array): number {
-  for (let i = 7; i >= 0; i--) {
-    const w = a[i];
-    if (w !== 0) return i * 32 + 31 - Math.clz32(w);
-  }
-  return -1;
-}
-
-function setBit(a: Uint32Array, v: number): void {
-  a[v >>> 5] |= 1 << (v & 31);
-}
-
-function clearBit(a: Uint32Array, v: number): void {
-  a[v >>> 5] &= ~(1 << (v & 31));
-}
-
-function testBit(a: Uint32Array, v: number): boolean {
-  return (a[v >>> 5] & (1 << (v & 31))) !== 0;
 }

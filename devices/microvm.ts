@@ -9,6 +9,7 @@
  * I/O: PIC 0x20/0xa0 + ELCR 0x4d0/0x4d1, PIT 0x40, RTC 0x70, kvmvapic 0x7e, COM1 0x3f8, fw_cfg 0x510/0x514.
  * @module
  */
+import { writeResetVector } from "./reset_vector.ts";
 import type {
   AccelBoard,
   CpuEntryState,
@@ -43,7 +44,7 @@ import { I8254 } from "./i8254.ts";
 import { Mc146818Rtc } from "./mc146818.ts";
 import { Ioapic } from "./ioapic.ts";
 import { ApicBus, Lapic } from "./lapic.ts";
-import { FwCfg } from "./fw_cfg.ts";
+import { FwCfg, fwCfgBootTimes, uuidBytes } from "./fw_cfg.ts";
 import { KvmClock } from "./kvmclock.ts";
 import { VIRTIO_MMIO_QUEUE_NOTIFY, VirtioMmio } from "./virtio/mmio.ts";
 import { VirtioBlk } from "./virtio/blk.ts";
@@ -51,6 +52,9 @@ import { VirtioSerial } from "./virtio/console.ts";
 import { VirtioRng } from "./virtio/rng.ts";
 import { VirtioNet } from "./virtio/net.ts";
 import type { VirtioDevice } from "./virtio/device.ts";
+import type { FsBackend } from "../core/fsdev.ts";
+import type { VsockBackend } from "../core/vsock.ts";
+import { HOSTDEV_DEVICES, makeHostDevice } from "./hostdev.ts";
 import { propLine, propLines, type QBus, type QNode, renderQtree } from "./_qtree.ts";
 
 /** First virtio-mmio transport (QEMU VIRTIO_MMIO_BASE). */
@@ -78,6 +82,10 @@ export interface MicrovmHost {
   drive(cfg: DriveConfig): BlockBackend;
   /** An opened -netdev by id. */
   netdev?(id: string): NetBackend;
+  /** An opened -fsdev by id (throws UserError if unknown). */
+  fsdev?(id: string): FsBackend;
+  /** Open the Unix-socket backend of a virtio-vsock-device listening at `udsPath`. */
+  vsock?(udsPath: string): VsockBackend;
   /** Wall-clock time (ms since the epoch) at virtual time 0, for the RTC and kvmclock. */
   wallClockMs: number;
   kernel?: { name: string; bytes: Uint8Array };
@@ -120,6 +128,7 @@ export const MICROVM_DEVICES: DeviceRegistry = [
     desc: "",
     bus: "virtio-serial-bus",
     category: "Display",
+    qomParent: "virtserialport",
     props: [{ name: "chardev", type: "chr" }, { name: "nr", type: "uint32" }, { name: "name", type: "str" }],
   },
   {
@@ -137,6 +146,7 @@ export const MICROVM_DEVICES: DeviceRegistry = [
     category: "Network",
     props: [...VirtioNet.PROPS],
   },
+  ...HOSTDEV_DEVICES,
 ];
 
 function onOffAuto(v: "on" | "off" | "auto", auto: boolean): boolean {
@@ -167,7 +177,10 @@ export class Microvm {
   readonly memory: AddressSpace;
   readonly io: AddressSpace;
   readonly gsi: GsiRouter;
-  /** Every device, in creation order (qtree order is derived from it). */
+  /**
+   * The device registry: every device with state, in creation order (snapshots, reset, the fuzzer's state
+   * features): IOAPIC, the LAPICs, the virtio-mmio transports (with their devices), legacy chips, fw_cfg, kvmclock.
+   */
   readonly devices: Device[] = [];
   readonly transports: VirtioMmio[] = [];
   readonly lapics: Lapic[] = [];
@@ -184,11 +197,15 @@ export class Microvm {
   onGsi: ((gsi: number, level: boolean) => void) | null = null;
   /** Level of the PIC's INT output (KVM injects ExtINT from it). */
   picOutput = false;
+  /** The host-integration devices (9p, balloon, vsock) by the -device that made them. */
+  readonly hostDevices = new Map<DeviceConfig, VirtioDevice>();
   /** Number of -device/device_add devices added so far. */
   userDevices = 0;
   /** Kernel command line as the guest receives it (after auto-kernel-cmdline). */
   kernelCmdline = "";
   boot: LinuxBootInfo | null = null;
+  /** Backing pages the boot loader wrote (one byte per page): an incoming migration zeroes them first. */
+  loaderPages: Uint8Array | null = null;
   /** Where each plugged virtio device lives: transport index → device. */
   readonly #virtio = new Map<number, VirtioDevice>();
   readonly #serials: VirtioSerial[] = [];
@@ -265,7 +282,7 @@ export class Microvm {
       APIC_MSI_BASE,
       MemoryRegion.io(kvm ? "kvm-apic-msi" : "apic-msi", 0x100000, msiOps, { priority: 4096 }),
     );
-    this.devices.push(this.ioapic);
+    this.devices.push(this.ioapic, ...this.lapics);
 
     // --- virtio-mmio transports (created 0..7; QEMU fills them from the top) ---
     this.#ioeventfd = this.#globalBool("virtio-mmio", "ioeventfd", false);
@@ -280,6 +297,7 @@ export class Microvm {
         ioeventfd: this.#ioeventfd,
       });
       this.transports.push(t);
+      this.devices.push(t);
       this.system.addSubregion(
         base,
         MemoryRegion.io(VirtioMmio.REGION_NAME, VirtioMmio.REGION_SIZE, t.ops, { owner: t.id }),
@@ -363,6 +381,7 @@ export class Microvm {
       wallClockMs: host.wallClockMs,
       log,
     });
+    this.devices.push(this.kvmclock);
 
     // --- BIOS ROM (no firmware runs; the region exists as in QEMU) ---
     const bios = MemoryRegion.rom("pc.bios", 0x10000, this.ram, { readonly: false });
@@ -456,8 +475,13 @@ export class Microvm {
         );
         return;
       }
-      default:
-        throw new UserError(`'${d.driver}' is not a valid device model name`);
+      default: {
+        const env = { host: this.host, clock: this.clock, ram: this.ram, common };
+        const dev = makeHostDevice(d.driver, id, p, env);
+        if (dev === null) throw new UserError(`'${d.driver}' is not a valid device model name`);
+        this.#plug(dev);
+        this.hostDevices.set(d, dev);
+      }
     }
   }
 
@@ -487,14 +511,21 @@ export class Microvm {
   }
 
   #loadKernel(): void {
+    writeResetVector(this.ram);
     this.kernelCmdline = this.#buildCmdline();
     const h = this.host;
     this.fwcfg.setMachineItems({
       nbCpus: this.ncpus,
       maxCpus: this.config.smp.maxCpus,
       ramSize: this.config.memory.sizeBytes,
+      nographic: !this.config.machine.graphics,
+      bootMenu: /^(on|yes|true|y)$/.test(this.config.boot.props.menu ?? ""),
+      uuid: uuidBytes(this.config.uuid),
+      ...fwCfgBootTimes(this.config.boot.props),
     });
     if (!h.kernel) return;
+    const dirty = this.ram.dirty;
+    this.ram.dirty = this.loaderPages = new Uint8Array(Math.ceil(this.ram.u8.length / 4096));
     this.boot = loadLinux(this.ram, {
       kernel: h.kernel.bytes,
       kernelName: h.kernel.name,
@@ -508,6 +539,7 @@ export class Microvm {
       cpuFeatures: h.cpuFeatures,
       ...(h.accelReserved ? { accelReserved: h.accelReserved } : {}),
     });
+    this.ram.dirty = dirty;
     this.fwcfg.setKernelItems(this.boot.fwCfg, this.boot.e820File);
   }
 
@@ -590,8 +622,6 @@ export class Microvm {
   /** system_reset: every device to its power-on state, RAM cleared, kernel reloaded. */
   reset(): void {
     for (const d of this.devices) d.reset();
-    for (const t of this.transports) t.reset();
-    for (const l of this.lapics) l.reset();
     this.ram.clear();
     this.#loadKernel();
   }

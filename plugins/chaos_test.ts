@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { PluginManager } from "./loader.ts";
 import { buildFuzzMachine } from "./fuzz/machine.ts";
+import "../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
 
 async function reads(seed: number, rate: number): Promise<number[]> {
   const fm = buildFuzzMachine();

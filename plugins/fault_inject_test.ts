@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { PluginManager } from "./loader.ts";
 import { buildFuzzMachine } from "./fuzz/machine.ts";
 import { blkInit, blkRead, blkStatus, blkUsedIdx } from "./_test_blk.ts";
+import "../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
 
 function machine() {
   const fm = buildFuzzMachine();

@@ -5,6 +5,7 @@
  * `hmpPluginLoad` / `unload` / `infoPlugins` / `runCommand`.
  * @module
  */
+import { containPlugins, safeMessage, withTimeout } from "./containment.ts";
 import type { PluginConfig } from "../core/config.ts";
 import { type AccessHook, type AddressSpace, MemoryRegion } from "../core/region.ts";
 import type { GsiRouter } from "../core/irq.ts";
@@ -43,6 +44,8 @@ export interface PluginManagerOptions {
   report?: (line: string) => void;
   /** Index of the vCPU running now (-1 if unknown); hooks copy it into `IoEvent.vcpu`. */
   vcpu?: () => number;
+  /** How long a plugin module and its setup may take (default 10 s). */
+  loadTimeoutMs?: number;
 }
 
 /** Built-in plugins by name (`-plugin trace,...` works without a path). */
@@ -60,8 +63,11 @@ function stderrWrite(text: string): void {
 }
 
 function errMessage(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return safeMessage(e);
 }
+
+/** How long a plugin module and its setup may take before they count as failed. */
+const PLUGIN_LOAD_TIMEOUT_MS = 10_000;
 
 /**
  * Parse "name=value" strings against a schema (QEMU's plugin argument form): unknown names, bad numbers and
@@ -122,19 +128,31 @@ export function pluginUrl(path: string): string {
 }
 
 /** Load the module at `path` and return its `plugin` export, checked. */
-export async function importPlugin(path: string): Promise<Plugin> {
+export async function importPlugin(path: string, timeoutMs = PLUGIN_LOAD_TIMEOUT_MS): Promise<Plugin> {
   let mod: Record<string, unknown>;
   try {
-    mod = await import(pluginUrl(path));
+    mod = await withTimeout(
+      import(pluginUrl(path)),
+      timeoutMs,
+      () => new Error(`its module did not finish loading within ${timeoutMs / 1000} s`),
+    );
   } catch (e) {
     throw new UserError(`Could not load plugin "${path}": ${errMessage(e).split("\n")[0]}`);
   }
-  const p = mod.plugin as Plugin | undefined;
-  if (!p || typeof p !== "object" || typeof p.name !== "string" || typeof p.setup !== "function") {
+  // A hostile export (a Proxy whose traps throw, getters) must not escape: copy what we use, once.
+  let p: Plugin;
+  try {
+    const raw = mod.plugin as Plugin | undefined;
+    if (!raw || typeof raw !== "object") throw new Error("no plugin");
+    const { name, setup, args, description } = raw;
+    if (typeof name !== "string" || typeof setup !== "function") throw new Error("bad plugin");
+    if (typeof args !== "object" || args === null) {
+      throw new UserError(`Could not load plugin "${path}": "plugin.args" must be an object`);
+    }
+    p = { ...raw, name, setup: setup.bind(raw), args: { ...args }, description: String(description ?? "") };
+  } catch (e) {
+    if (e instanceof UserError) throw e;
     throw new UserError(`Could not load plugin "${path}": it has no named export "plugin" of type Plugin`);
-  }
-  if (typeof p.args !== "object" || p.args === null) {
-    throw new UserError(`Could not load plugin "${path}": "plugin.args" must be an object`);
   }
   return p;
 }
@@ -173,6 +191,12 @@ export class PluginManager {
   readonly #vcpu: () => number;
   readonly #loaded = new Map<string, Loaded>();
   readonly #commands = new Map<string, Command>();
+  /** Module URL of each plugin loaded from a path (to attribute uncaught errors). */
+  readonly #urls = new Map<string, string>();
+  /** Plugins disabled for an uncaught error (their later errors are swallowed silently). */
+  readonly #disabled = new Set<string>();
+  #uncontain: (() => void) | null = null;
+  readonly #loadTimeout: number;
   /** Depth of plugin hook callbacks running now (accesses issued inside one are deferred). */
   #inHook = 0;
   readonly #deferred: (() => void)[] = [];
@@ -183,11 +207,12 @@ export class PluginManager {
     this.#print = opts.print ?? stderrWrite;
     this.#report = opts.report ?? ((l) => stderrWrite(l + "\n"));
     this.#vcpu = opts.vcpu ?? (() => -1);
+    this.#loadTimeout = opts.loadTimeoutMs ?? PLUGIN_LOAD_TIMEOUT_MS;
   }
 
   /** Load a plugin from a path / built-in name, or a Plugin object; returns its name. */
   async load(spec: string | Plugin, args: readonly string[] | PluginArgs = []): Promise<string> {
-    const plugin = typeof spec === "string" ? await importPlugin(spec) : spec;
+    const plugin = typeof spec === "string" ? await importPlugin(spec, this.#loadTimeout) : spec;
     if (this.#loaded.has(plugin.name)) throw new UserError(`Plugin "${plugin.name}" is already loaded`);
     const parsed = parsePluginArgs(plugin.name, plugin.args, args);
     const entry: Loaded = {
@@ -200,8 +225,17 @@ export class PluginManager {
       faults: 0,
     };
     this.#loaded.set(plugin.name, entry);
+    if (typeof spec === "string") this.#urls.set(plugin.name, pluginUrl(spec));
+    this.#uncontain ??= containPlugins({
+      culprit: (stack) => this.#culprit(stack),
+      disable: (name, what) => this.#disable(name, what),
+    });
     try {
-      await plugin.setup(this.#context(entry));
+      await withTimeout(
+        Promise.resolve().then(() => plugin.setup(this.#context(entry))),
+        this.#loadTimeout,
+        () => new Error(`setup did not finish within ${this.#loadTimeout / 1000} s`),
+      );
     } catch (e) {
       this.#teardown(entry);
       this.#loaded.delete(plugin.name);
@@ -263,12 +297,43 @@ export class PluginManager {
     return [...this.#commands].map(([name, c]) => ({ name, help: c.help, plugin: c.owner.plugin.name }));
   }
 
+  /** The plugin an uncaught error comes from: by module URL in its stack, else the last one loaded from a path. */
+  #culprit(stack: string): string | null {
+    for (const [name, url] of this.#urls) if (stack.includes(url)) return name;
+    if (stack !== "") return null;
+    const names = [...this.#urls.keys()];
+    return names.length ? names[names.length - 1] : null;
+  }
+
+  #disable(name: string, what: string): void {
+    if (this.#disabled.has(name)) return;
+    this.#disabled.add(name);
+    this.#report(`plugin "${name}": ${what}; disabled`);
+    const e = this.#loaded.get(name);
+    if (e) {
+      e.faults++;
+      this.#teardown(e);
+      this.#loaded.delete(name);
+    }
+  }
+
   /** Run a plugin monitor command; null if no plugin added `name`. */
   runCommand(name: string, args: string[]): string | null {
     const c = this.#commands.get(name);
     if (!c) return null;
     try {
-      return c.fn(args);
+      const r: unknown = c.fn(args);
+      if (typeof r === "string") return r;
+      if (r === undefined || r === null) return "";
+      if (r instanceof Promise) {
+        r.then(
+          undefined,
+          (e) => this.#disable(c.owner.plugin.name, `monitor command "${name}" rejected: ${errMessage(e)}`),
+        );
+        return "";
+      }
+      this.#commands.delete(name);
+      return `Plugin "${c.owner.plugin.name}" command "${name}" returned ${typeof r}, not text; command disabled\n`;
     } catch (e) {
       if (e instanceof UserError) throw e;
       this.#fault(c.owner, `monitor command "${name}"`, e);

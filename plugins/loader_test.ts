@@ -3,6 +3,7 @@ import { UserError } from "../core/types.ts";
 import type { IoEvent, Plugin } from "./api.ts";
 import { followMachineEvents, parsePluginArgs, PluginManager } from "./loader.ts";
 import { buildFuzzMachine } from "./fuzz/machine.ts";
+import "../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
 
 function setup() {
   const fm = buildFuzzMachine();

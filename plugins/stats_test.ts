@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { PluginManager } from "./loader.ts";
 import { buildFuzzMachine } from "./fuzz/machine.ts";
 import { formatStats } from "./stats.ts";
+import "../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
 
 Deno.test("stats counts accesses per region and prints the table as a monitor command and at exit", async () => {
   const fm = buildFuzzMachine();

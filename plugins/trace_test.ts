@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { PluginManager } from "./loader.ts";
 import { buildFuzzMachine } from "./fuzz/machine.ts";
 import { traceLine } from "./trace.ts";
+import "../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
 
 Deno.test("trace prints QEMU-style memory_region_ops lines for the chosen regions only", async () => {
   const fm = buildFuzzMachine();

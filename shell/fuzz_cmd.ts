@@ -12,6 +12,7 @@ import { minimize } from "../plugins/fuzz/minimize.ts";
 import { coverageSvg, textReport } from "../plugins/fuzz/report.ts";
 import { hashState } from "../plugins/fuzz/coverage.ts";
 import { type Finding, FUZZ_ARGV_MODERN } from "../plugins/fuzz/machine.ts";
+import "./fuzz_argv.ts"; // the fuzzer's command-line parser
 
 const enc = new TextEncoder();
 

@@ -6,6 +6,7 @@
  * @module
  */
 import { UserError } from "../core/types.ts";
+import { formatInfoMigrate, migrationHmpCommands } from "./migration/monitor.ts";
 import type { CpuView, MachineIface } from "./machine_iface.ts";
 import { deviceHelp, deviceListHelp, LOG_ITEMS } from "./cli/help.ts";
 import { parseQemuOpts } from "./options.ts";
@@ -19,6 +20,7 @@ import {
   printc,
 } from "./hmp_format.ts";
 import { infoMem, infoTlb, virtRead } from "./hmp_mem.ts";
+import { infoUsernet, usernetCommands } from "./hmp_usernet.ts";
 
 /** The QEMU version this monitor speaks (QMP greeting, query-version, info version). */
 export const QEMU_VERSION = { micro: 0, minor: 2, major: 7 } as const;
@@ -34,8 +36,10 @@ export const HMP_PROMPT = "(qemu) ";
 export interface HmpOptions {
   /** A readline monitor keeps history; QMP's human-monitor-command does not. */
   interactive?: boolean;
-  /** Writes a file (memsave/pmemsave); default Deno.writeFileSync. Throws on failure. */
-  writeFile?: (path: string, data: Uint8Array) => void;
+  /** Opens a file for memsave/pmemsave (streamed in chunks); default Deno.openSync. Throws on failure. */
+  openFile?: (path: string) => { write(data: Uint8Array): void; close(): void };
+  /** Where long outputs (`x` over many units) stream while they are produced (interactive monitors). */
+  stream?: (text: string) => void;
 }
 
 /** Thrown by argument parsing: the message is printed, then "Try "help CMD" for more information". */
@@ -53,6 +57,30 @@ function splitWord(s: string): [string, string] {
   const m = t.match(/^\S+/);
   if (!m) return ["", ""];
   return [m[0], t.slice(m[0].length)];
+}
+
+/**
+ * get_str: a word, or a double-quoted string with \n \r \\ \' \" escapes (quotes stripped; single
+ * quotes are ordinary characters, as in QEMU). Null when malformed (unterminated, unknown escape).
+ */
+function splitStr(s: string): [string, string] | null {
+  const t = s.replace(/^\s+/, "");
+  if (!t.startsWith('"')) return splitWord(t);
+  let out = "";
+  let i = 1;
+  for (; i < t.length && t[i] !== '"'; i++) {
+    if (t[i] !== "\\") {
+      out += t[i];
+      continue;
+    }
+    const c = t[++i];
+    if (c === "n") out += "\n";
+    else if (c === "r") out += "\r";
+    else if (c === "\\" || c === "'" || c === '"') out += c;
+    else return null;
+  }
+  if (t[i] !== '"') return null;
+  return [out, t.slice(i + 1)];
 }
 
 function osErr(e: unknown): string {
@@ -74,7 +102,8 @@ function osErr(e: unknown): string {
 export class HmpSession {
   readonly #m: MachineIface;
   readonly #interactive: boolean;
-  readonly #writeFile: (path: string, data: Uint8Array) => void;
+  readonly #openFile: (path: string) => { write(data: Uint8Array): void; close(): void };
+  readonly #stream: ((text: string) => void) | null;
   readonly #cmds: Cmd[];
   readonly #info: Cmd[];
   #cpu = 0;
@@ -86,7 +115,16 @@ export class HmpSession {
   constructor(machine: MachineIface, opts: HmpOptions = {}) {
     this.#m = machine;
     this.#interactive = opts.interactive ?? true;
-    this.#writeFile = opts.writeFile ?? ((p, d) => Deno.writeFileSync(p, d));
+    this.#openFile = opts.openFile ?? ((p) => {
+      const f = Deno.openSync(p, { write: true, create: true, truncate: true });
+      return {
+        write: (d: Uint8Array) => {
+          for (let off = 0; off < d.length;) off += f.writeSync(d.subarray(off));
+        },
+        close: () => f.close(),
+      };
+    });
+    this.#stream = opts.stream ?? null;
     this.#info = this.#infoTable();
     this.#cmds = this.#cmdTable();
   }
@@ -182,7 +220,9 @@ export class HmpSession {
       p = p.slice(1);
       const d = p.match(/^\d+/);
       if (d) {
-        count = parseInt(d[0], 10);
+        // QEMU accumulates the count in a C int: it wraps (a huge count can end up <= 0: nothing printed).
+        count = 0;
+        for (const ch of d[0]) count = (Math.imul(count, 10) + (ch.charCodeAt(0) - 48)) | 0;
         p = p.slice(d[0].length);
       }
       for (;;) {
@@ -460,6 +500,22 @@ export class HmpSession {
         },
       },
       {
+        name: "balloon",
+        params: "target",
+        help: "request VM to change its memory allocation (in MB)",
+        run: (a) => {
+          const v = a.trim();
+          if (v === "") throw new UserError("Parameter 'value' is missing");
+          if (!/^-?\d+$/.test(v)) throw new UserError(`'${v}' is an invalid value`);
+          const b = m.balloon?.() ?? null;
+          if (b === null) throw new UserError("No balloon device has been activated");
+          const mb = Number(v);
+          if (mb <= 0) throw new UserError("Parameter 'target' expects a size");
+          b.setTarget(mb * 1024 * 1024);
+          return "";
+        },
+      },
+      {
         name: "system_reset",
         params: "",
         help: "reset the system",
@@ -469,6 +525,7 @@ export class HmpSession {
           return "";
         },
       },
+      ...usernetCommands(m),
       {
         name: "x",
         params: "/fmt addr",
@@ -481,6 +538,7 @@ export class HmpSession {
         help: "physical memory dump starting at 'addr'",
         run: (a) => this.#dump(a, true),
       },
+      ...migrationHmpCommands(() => m.migration),
     ];
     return cmds;
   }
@@ -526,6 +584,11 @@ export class HmpSession {
         "show the interrupts statistics (if available)",
         () => m.infoIrq ? m.infoIrq() : "IRQ statistics not available.\n",
       ),
+      plain("balloon", "show balloon information", () => {
+        const b = m.balloon?.() ?? null;
+        if (b === null) return "Error: No balloon device has been activated\n";
+        return `balloon: actual=${Math.floor(b.actualBytes / (1024 * 1024))}\n`;
+      }),
       plain(
         "kvm",
         "show KVM information",
@@ -566,6 +629,11 @@ export class HmpSession {
         },
       },
       plain("name", "show the current VM name", () => (m.name !== undefined ? `${m.name}\n` : "")),
+      plain(
+        "uuid",
+        "show the current VM UUID",
+        () => `${m.uuid ?? "00000000-0000-0000-0000-000000000000"}\n`,
+      ),
       plain("network", "show the network state", () => (m.infoNetwork ? m.infoNetwork() : "")),
       plain("pic", "show PIC state", () => (m.infoPic ? m.infoPic() : "PIC information not available.\n")),
       plain("plugins", "show loaded plugins", () => m.plugins ? m.plugins.info() : ""),
@@ -603,6 +671,7 @@ export class HmpSession {
         "show virtual to physical memory mappings",
         () => infoTlb(this.#cur().registers(), (a, l) => m.memRead(a, l)),
       ),
+      plain("usernet", "show user network stack connection states", () => infoUsernet(m)),
       plain(
         "version",
         "show the version of QEMU",
@@ -611,6 +680,7 @@ export class HmpSession {
           return `${m.versionPackage.startsWith(v) ? "" : v}${m.versionPackage}\n`;
         },
       ),
+      plain("migrate", "show migration status", () => m.migration ? formatInfoMigrate(m.migration) : ""),
     ];
     // info block accepts arguments; relax its check.
     t[0].run = (a) => this.#infoBlock(a.trim());
@@ -653,34 +723,61 @@ export class HmpSession {
         : 16;
       return disassemble(read, value, f.count, bits);
     }
-    return memoryDump(read, { addr: value, count: f.count, format: f.format, size: f.size });
+    return memoryDump(read, {
+      addr: value,
+      count: f.count,
+      format: f.format,
+      size: f.size,
+      ...(this.#stream ? { emit: this.#stream } : {}),
+    });
   }
 
   #save(a: string, physical: boolean): string {
+    const name = physical ? "pmemsave" : "memsave";
     const addr = this.#expr(a);
     const size = this.#expr(addr.rest);
-    const [file, rest] = splitWord(size.rest);
-    if (!file) throw new ArgError(`${physical ? "pmemsave" : "memsave"}: string expected`);
-    this.#noMore(rest, physical ? "pmemsave" : "memsave");
-    const len = Number(size.value);
-    const read = physical ? this.#physRead : this.#virtReader();
-    const out = new Uint8Array(len);
-    for (let off = 0; off < len; off += 1024) {
-      const n = Math.min(1024, len - off);
-      const b = read(addr.value + BigInt(off), n);
-      if (!b) {
-        throw new UserError(
-          `Invalid addr 0x${
-            BigInt.asUintN(64, addr.value).toString(16).padStart(16, "0")
-          }/size ${len} specified`,
-        );
-      }
-      out.set(b, off);
+    // size is an 'i' argument: 32 bits (monitor_parse_arguments).
+    if (BigInt.asUintN(64, size.value) >> 32n) {
+      throw new ArgError(`'${name}' has failed: integer is for 32-bit values`);
     }
+    const fileArg = splitStr(size.rest);
+    if (!fileArg || !fileArg[0]) throw new ArgError(`${name}: string expected`);
+    const [file, rest] = fileArg;
+    this.#noMore(rest, name);
+    const len = Number(BigInt.asIntN(32, size.value));
+    const read = physical ? this.#physRead : this.#virtReader();
+    let out: { write(data: Uint8Array): void; close(): void };
     try {
-      this.#writeFile(file, out);
+      out = this.#openFile(file);
     } catch (e) {
       throw new UserError(`Could not open '${file}': ${osErr(e)}`);
+    }
+    // Streamed in 1 KiB reads (QEMU's loop) gathered into 1 MiB writes: memory stays bounded.
+    const buf = new Uint8Array(1 << 20);
+    let fill = 0;
+    try {
+      for (let off = 0; off < len; off += 1024) {
+        const n = Math.min(1024, len - off);
+        let b = read(addr.value + BigInt(off), n);
+        if (!b && physical) b = new Uint8Array(n); // address_space_read of nothing: zeros
+        if (!b) {
+          throw new UserError(
+            `Invalid addr 0x${BigInt.asUintN(64, addr.value).toString(16).padStart(16, "0")}/size ${len} specified`,
+          );
+        }
+        buf.set(b, fill);
+        fill += n;
+        if (fill > buf.length - 1024) {
+          out.write(buf.subarray(0, fill));
+          fill = 0;
+        }
+      }
+    } finally {
+      try {
+        if (fill) out.write(buf.subarray(0, fill));
+      } finally {
+        out.close();
+      }
     }
     return "";
   }

@@ -243,13 +243,20 @@ function dumpValue(v: bigint, size: number, format: DumpFormat): string {
  */
 export function memoryDump(
   read: (addr: bigint, len: number) => Uint8Array | null,
-  opts: { addr: bigint; count: number; format: DumpFormat; size: 1 | 2 | 4 | 8 },
+  opts: {
+    addr: bigint;
+    count: number;
+    format: DumpFormat;
+    size: 1 | 2 | 4 | 8;
+    /** Stream the text in chunks as it is produced (what is returned is only the unstreamed tail). */
+    emit?: (text: string) => void;
+  },
 ): string {
   let { addr } = opts;
   let wsize: number = opts.size;
   const format = opts.format;
   if (format === "s") return dumpStrings(read, addr, opts.count);
-  let len = wsize * opts.count;
+  let len = (wsize * opts.count) | 0; // a C int in QEMU's memory_dump
   const lineSize = wsize === 1 ? 8 : 16;
   if (format === "c") wsize = 1;
   let out = "";
@@ -275,6 +282,10 @@ export function memoryDump(
       out += dumpValue(v, wsize, format);
     }
     out += "\n";
+    if (opts.emit && out.length >= 1 << 16) {
+      opts.emit(out);
+      out = "";
+    }
     addr = BigInt.asUintN(64, addr + BigInt(l));
     len -= l;
   }

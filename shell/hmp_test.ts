@@ -339,7 +339,12 @@ Deno.test("HmpSession memsave and pmemsave write guest memory to a file", () => 
   writePageTables(m.mem);
   m.mem.write(0x80000, new Uint8Array([1, 2, 3, 4]));
   const files = new Map<string, Uint8Array>();
-  const h = new HmpSession(m, { writeFile: (p, d) => void files.set(p, d) });
+  const h = new HmpSession(m, {
+    openFile: (p) => {
+      files.set(p, new Uint8Array(0));
+      return { write: (d) => void files.set(p, new Uint8Array([...files.get(p)!, ...d])), close: () => {} };
+    },
+  });
   assert.equal(h.execute("pmemsave 0x80000 4 p.bin"), "");
   assert.deepEqual([...files.get("p.bin")!], [1, 2, 3, 4]);
   assert.equal(h.execute("memsave 0xffffffff81000002 2 v.bin"), "");

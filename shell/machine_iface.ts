@@ -12,12 +12,22 @@
  */
 import type { CpuRegisters } from "../core/accel.ts";
 import type { DeviceRegistry } from "../core/config.ts";
+import type { MigrationController } from "./migration/migrate.ts";
 
 /** QEMU RunState names (qapi/run-state.json) that this machine can be in. */
-export type RunState = "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" | "debug";
+export type RunState =
+  | "prelaunch"
+  | "running"
+  | "paused"
+  | "shutdown"
+  | "internal-error"
+  | "debug"
+  | "inmigrate"
+  | "postmigrate"
+  | "finish-migrate";
 
 /** Events the machine emits (QMP event names). */
-export type MachineEventName = "STOP" | "RESUME" | "RESET" | "SHUTDOWN";
+export type MachineEventName = "STOP" | "RESUME" | "RESET" | "SHUTDOWN" | "MIGRATION";
 
 /**
  * A machine event. `data` is QMP's event data as QEMU sends it:
@@ -79,6 +89,14 @@ export interface QomObject {
   props: QomProp[];
 }
 
+/** The balloon as QMP `balloon`/`query-balloon` and HMP `balloon`/`info balloon` drive it. */
+export interface BalloonControl {
+  /** Ask the guest to shrink or grow to `bytes` of RAM. */
+  setTarget(bytes: number): void;
+  /** Guest RAM in bytes as the driver last reported it. */
+  readonly actualBytes: number;
+}
+
 /** One line of `info chardev` / `query-chardev`. */
 export interface ChardevView {
   label: string;
@@ -125,6 +143,17 @@ export interface MonitorClock {
   nextDeadline(): number;
 }
 
+/** One -netdev user stack as the monitor drives it (core/host/slirp.ts SlirpBackend). */
+export interface UsernetView {
+  readonly id: string;
+  /** @throws UserError with QEMU's message */
+  hostfwdAdd(rule: string): void;
+  /** QEMU's reply line without the newline. */
+  hostfwdRemove(spec: string): string;
+  /** libslirp's connection table. */
+  connectionInfo(): string;
+}
+
 /**
  * The running machine as a monitor sees it. Implemented by the runner (shell/vm.ts).
  *
@@ -139,6 +168,8 @@ export interface MachineIface {
   // --- identity ---------------------------------------------------------------------------------------
   /** -name value, or undefined. */
   readonly name: string | undefined;
+  /** -uuid (canonical text); undefined means QEMU's all-zero UUID. */
+  readonly uuid?: string | undefined;
   /**
    * QEMU's "package" string (QMP query-version `package`); `info version` prints "7.2.0" immediately followed
    * by it, so it should start with a space: " (microvm.ts 0.1.0)". (A value that already starts with "7.2.0"
@@ -215,6 +246,10 @@ export interface MachineIface {
   blocks(): BlockView[];
   /** `info network` text (empty string when there is no NIC). */
   infoNetwork?(): string;
+  /** The -netdev ids (hostfwd_add tells an unknown id from a non-user one). */
+  netdevIds?(): string[];
+  /** The user-mode (-netdev user) networks, in creation order. */
+  usernets?(): UsernetView[];
   /** `info pic` text (PIC pair, then IOAPIC). */
   infoPic?(): string;
   /** `info irq` text. */
@@ -223,6 +258,8 @@ export interface MachineIface {
   infoLapic?(cpu: number): string;
   /** `info roms` text. */
   infoRoms?(): string;
+  /** The virtio-balloon device, or null when there is none. */
+  balloon?(): BalloonControl | null;
 
   // --- plugins ----------------------------------------------------------------------------------------
   /** The plugin manager (plugins/loader.ts) as the monitor uses it; absent when plugins are unavailable. */
@@ -240,6 +277,9 @@ export interface MachineIface {
   // --- debugging ------------------------------------------------------------------------------------
   /** HMP `gdbserver [DEV|none]`: start (or stop) the gdb server; returns the line QEMU prints. */
   gdbserver?(device: string | undefined): string;
+  // --- migration -------------------------------------------------------------------------------------
+  /** migrate, migrate-incoming, query-migrate… (shell/migration/); absent without a runner. */
+  migration?: MigrationController;
 
   // --- logging ----------------------------------------------------------------------------------------
   /** Enable exactly these -d items (`log guest_errors,unimp`; `log none` passes []); names are checked against LOG_ITEMS (shell/cli/help.ts) first. */

@@ -4,12 +4,16 @@
  * @module
  */
 import { type CpuRegisters, GPR_NAMES } from "../core/accel.ts";
+import type { MigrationController } from "./migration/migrate.ts";
 import type { DeviceRegistry } from "../core/config.ts";
 import { formatIrqStats } from "../core/irq.ts";
 import { UserError } from "../core/types.ts";
+import { SlirpBackend } from "../core/host/slirp.ts";
 import { formatInfoPic } from "../devices/i8259.ts";
 import { MICROVM_DEVICES } from "../devices/microvm.ts";
+import { findBalloon, hostDevQomProps } from "../devices/hostdev.ts";
 import type {
+  BalloonControl,
   BlockView,
   ChardevView,
   CpuView,
@@ -19,6 +23,7 @@ import type {
   MonitorClock,
   QomObject,
   RunState,
+  UsernetView,
 } from "./machine_iface.ts";
 import type { VmRunner } from "./vm.ts";
 
@@ -84,6 +89,9 @@ export class MachineView implements MachineIface {
 
   get name(): string | undefined {
     return this.#r.config.name;
+  }
+  get uuid(): string | undefined {
+    return this.#r.config.uuid;
   }
   get versionPackage(): string {
     return VERSION_PACKAGE;
@@ -214,6 +222,9 @@ export class MachineView implements MachineIface {
     throw new UserError(`Bus 'virtio-mmio-bus.0' does not support hotplugging`);
   }
 
+  balloon(): BalloonControl | null {
+    return findBalloon(this.#r.machine.virtioDevices().values());
+  }
   infoMtree(flat: boolean): string {
     return this.#r.machine.infoMtree(flat);
   }
@@ -239,6 +250,7 @@ export class MachineView implements MachineIface {
       },
     ];
     cfg.devices.forEach((d, i) => {
+      const hostDev = m.hostDevices.get(d);
       objs.push({
         path: d.id ? `/machine/peripheral/${d.id}` : `/machine/peripheral-anon/device[${i}]`,
         type: d.driver,
@@ -249,6 +261,7 @@ export class MachineView implements MachineIface {
             type: "string",
             value: v,
           })),
+          ...(hostDev ? hostDevQomProps(hostDev) : []),
         ],
       });
     });
@@ -286,6 +299,22 @@ export class MachineView implements MachineIface {
       };
     });
   }
+  netdevIds(): string[] {
+    return [...this.#r.netdevById.keys()];
+  }
+  usernets(): UsernetView[] {
+    const out: UsernetView[] = [];
+    for (const [id, b] of this.#r.netdevById) {
+      if (!(b instanceof SlirpBackend)) continue;
+      out.push({
+        id,
+        hostfwdAdd: (rule) => b.hostfwdAdd(rule),
+        hostfwdRemove: (spec) => b.hostfwdRemove(spec),
+        connectionInfo: () => b.connectionInfo(),
+      });
+    }
+    return out;
+  }
   infoPic(): string {
     const m = this.#r.machine;
     return (m.pic ? formatInfoPic(m.pic.saveState()) : "") + formatIoapic(m.ioapic.saveState());
@@ -314,6 +343,10 @@ export class MachineView implements MachineIface {
     if (m.pic) s += formatIrqStats("isa-i8259", counts.slice(0, 16));
     s += formatIrqStats("ioapic", counts);
     return s;
+  }
+
+  get migration(): MigrationController {
+    return this.#r.migration;
   }
 
   get plugins(): MachineIface["plugins"] {

@@ -33,6 +33,8 @@ export interface MonitorStream {
   setMonitorReceiver?(r: CharReceiver | null): void;
   setMonitorFocus?(on: boolean): void;
   onToggleMonitor?: ((monitorFocused: boolean) => void) | undefined;
+  /** Server sockets: told of every client attach/detach at once (no polling, so no reconnect is missed). */
+  onConnectionChange?: ((connected: boolean) => void) | null;
 }
 
 /** Options of startMonitor. */
@@ -80,7 +82,8 @@ export function startMonitor(
   let hmp: HmpSession | null = null;
 
   if (kind === "hmp") {
-    const h = new HmpSession(machine, { interactive: true });
+    const crlfOut = (s: string) => write(s.replace(/\r?\n/g, "\r\n"));
+    const h = new HmpSession(machine, { interactive: true, stream: crlfOut });
     hmp = h;
     const histPath = opts.historyFile === undefined ? defaultHistoryPath() : opts.historyFile;
     const history = histPath ? loadHistoryFile(histPath) : [];
@@ -146,15 +149,28 @@ export function startMonitor(
   } else {
     stream.setReceiver(receiver);
     let was = false;
+    if (stream.onConnectionChange !== undefined) {
+      stream.onConnectionChange = (now) => {
+        if (was) onClose();
+        was = now;
+        if (now) onOpen();
+      };
+      if (stream.connected) {
+        was = true;
+        onOpen();
+      }
+    }
     const poll = () => {
       const now = stream.connected;
       if (now && !was) onOpen();
       if (!now && was) onClose();
       was = now;
     };
-    poll();
-    timer = setInterval(poll, opts.pollMs ?? 20);
-    Deno.unrefTimer(timer);
+    if (stream.onConnectionChange === undefined) {
+      poll();
+      timer = setInterval(poll, opts.pollMs ?? 20);
+      Deno.unrefTimer(timer);
+    }
   }
 
   return {
@@ -167,6 +183,7 @@ export function startMonitor(
         stream.setMonitorReceiver(null);
         stream.onToggleMonitor = prevToggle;
       } else stream.setReceiver(null);
+      if (stream.onConnectionChange) stream.onConnectionChange = null;
       onClose();
     },
   };

@@ -8,6 +8,9 @@
 import { UserError } from "../core/types.ts";
 import type { MachineEvent, MachineIface, QomObject } from "./machine_iface.ts";
 import { HmpSession, QEMU_VERSION } from "./hmp.ts";
+import { qomListTypes } from "../devices/qom_types.ts";
+import { type JsonMessage, JsonStreamer, qemuJsonString } from "./qmp_json.ts";
+import { migrationQmpCommands } from "./migration/monitor.ts";
 
 /** QMP error classes (qapi/error.json). */
 export type QmpErrorClass =
@@ -30,7 +33,7 @@ export class QmpError extends Error {
 /** Render a value as QEMU's JSON writer does: `{"a": 1, "b": [1, 2]}`, or pretty with 4-space indents. */
 export function qmpJson(v: unknown, pretty = false, indent = 0): string {
   if (v === null || v === undefined) return "null";
-  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "string") return qemuJsonString(v);
   if (typeof v === "number") return Number.isFinite(v) ? String(v) : "null";
   if (typeof v === "bigint") return v.toString();
   if (typeof v === "boolean") return v ? "true" : "false";
@@ -43,9 +46,9 @@ export function qmpJson(v: unknown, pretty = false, indent = 0): string {
   }
   const entries = Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined);
   if (entries.length === 0) return "{}";
-  if (!pretty) return "{" + entries.map(([k, x]) => `${JSON.stringify(k)}: ${qmpJson(x)}`).join(", ") + "}";
+  if (!pretty) return "{" + entries.map(([k, x]) => `${qemuJsonString(k)}: ${qmpJson(x)}`).join(", ") + "}";
   return "{\n" +
-    entries.map(([k, x]) => `${pad(indent + 1)}${JSON.stringify(k)}: ${qmpJson(x, true, indent + 1)}`).join(
+    entries.map(([k, x]) => `${pad(indent + 1)}${qemuJsonString(k)}: ${qmpJson(x, true, indent + 1)}`).join(
       ",\n",
     ) +
     "\n" + pad(indent) + "}";
@@ -64,6 +67,8 @@ export interface QmpOptions {
 }
 
 type Args = Record<string, unknown>;
+
+const NULL_UUID = "00000000-0000-0000-0000-000000000000";
 type Handler = (args: Args) => unknown;
 
 interface CommandDef {
@@ -72,6 +77,25 @@ interface CommandDef {
   /** Accepts extra (unchecked) members, as device_add does. */
   open?: boolean;
   run: Handler;
+}
+
+/**
+ * The objects with QEMU's containers added: the root "/", "/objects", "/chardevs" and every path component
+ * that is not an object itself ("/machine/peripheral", "/machine/peripheral-anon", "/machine/unattached").
+ */
+function qomTree(objs: QomObject[]): QomObject[] {
+  const have = new Set(objs.map((o) => o.path));
+  const out = objs.slice();
+  const add = (path: string) => {
+    if (have.has(path)) return;
+    have.add(path);
+    out.push({ path, type: "container", props: [] });
+  };
+  for (const p of ["/", "/objects", "/chardevs"]) add(p);
+  for (const o of objs) {
+    for (let i = o.path.indexOf("/", 1); i > 0; i = o.path.indexOf("/", i + 1)) add(o.path.slice(0, i));
+  }
+  return out;
 }
 
 function qomChildren(objs: QomObject[], path: string): QomObject[] {
@@ -101,7 +125,7 @@ export class QmpSession {
   readonly #cmds: Map<string, CommandDef>;
   readonly #hmp: HmpSession;
   #negotiated = false;
-  #buf = "";
+  readonly #json = new JsonStreamer((m) => this.#message(m));
   #unsub: (() => void) | null = null;
 
   constructor(machine: MachineIface, opts: QmpOptions) {
@@ -117,7 +141,7 @@ export class QmpSession {
   /** A client connected: reset negotiation and send the greeting. */
   opened(): void {
     this.#negotiated = false;
-    this.#buf = "";
+    this.#json.reset();
     this.#unsub?.();
     this.#unsub = this.#m.on((ev) => this.#event(ev));
     this.#emit({
@@ -130,6 +154,7 @@ export class QmpSession {
 
   /** The client went away: stop forwarding events. */
   closed(): void {
+    this.#json.reset();
     this.#unsub?.();
     this.#unsub = null;
     this.#negotiated = false;
@@ -151,66 +176,14 @@ export class QmpSession {
     });
   }
 
-  /** Raw input from the client: complete JSON values are executed as they arrive. */
+  /** Raw input from the client: complete JSON values are executed as they arrive (QEMU's lexer rules). */
   input(data: string | Uint8Array): void {
-    this.#buf += typeof data === "string" ? data : new TextDecoder().decode(data);
-    for (;;) {
-      const cut = this.#nextValue();
-      if (cut === null) break;
-      const text = this.#buf.slice(0, cut);
-      this.#buf = this.#buf.slice(cut);
-      if (text.trim() !== "") this.#handleText(text);
-    }
+    this.#json.feed(typeof data === "string" ? new TextEncoder().encode(data) : data);
   }
 
-  /** End of the next complete top-level JSON value (or bad token) in the buffer, or null. */
-  #nextValue(): number | null {
-    const s = this.#buf;
-    let depth = 0;
-    let inStr = false;
-    let esc = false;
-    let started = false;
-    for (let i = 0; i < s.length; i++) {
-      const c = s[i];
-      if (inStr) {
-        if (esc) esc = false;
-        else if (c === "\\") esc = true;
-        else if (c === '"') {
-          inStr = false;
-          if (depth === 0) return i + 1;
-        }
-        continue;
-      }
-      if (c === '"') {
-        inStr = true;
-        started = true;
-      } else if (c === "{" || c === "[") {
-        depth++;
-        started = true;
-      } else if (c === "}" || c === "]") {
-        depth--;
-        if (depth <= 0) return i + 1;
-      } else if (c === " " || c === "\t" || c === "\r" || c === "\n") {
-        if (started && depth === 0) return i + 1;
-        if (!started && c === "\n") return i + 1;
-      } else started = true;
-    }
-    return null;
-  }
-
-  #handleText(text: string): void {
-    let req: unknown;
-    try {
-      req = JSON.parse(text);
-    } catch {
-      const word = text.trim().match(/^[A-Za-z_][\w-]*/);
-      const desc = word
-        ? `JSON parse error, invalid keyword '${word[0]}'`
-        : "JSON parse error, expecting value";
-      this.#emit({ error: { class: "GenericError", desc } });
-      return;
-    }
-    this.#dispatch(req);
+  #message(m: JsonMessage): void {
+    if ("error" in m) this.#emit({ error: { class: "GenericError", desc: m.error } });
+    else this.#dispatch(m.value);
   }
 
   #dispatch(req: unknown): void {
@@ -291,7 +264,7 @@ export class QmpSession {
   }
 
   #resolve(path: string): QomObject {
-    const objs = this.#m.qomObjects();
+    const objs = qomTree(this.#m.qomObjects());
     const norm = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
     let o = objs.find((x) => x.path === norm);
     if (!o && !norm.startsWith("/")) {
@@ -327,7 +300,21 @@ export class QmpSession {
       () => ({ status: m.runState, singlestep: false, running: m.runState === "running" }),
     );
     add("query-name", {}, () => (m.name !== undefined ? { name: m.name } : {}));
+    add("query-uuid", {}, () => ({ UUID: m.uuid ?? NULL_UUID }));
     add("query-target", {}, () => ({ arch: "x86_64" }));
+    const balloon = () => {
+      const b = m.balloon?.() ?? null;
+      if (b === null) throw new QmpError("DeviceNotActive", "No balloon device has been activated");
+      return b;
+    };
+    add("balloon", { value: "int" }, (a) => {
+      const b = balloon();
+      // qmp_balloon: a target of zero or less is refused.
+      if ((a.value as number) <= 0) throw new QmpError("GenericError", "Parameter 'target' expects a size");
+      b.setTarget(a.value as number);
+      return {};
+    });
+    add("query-balloon", {}, () => ({ actual: balloon().actualBytes }));
     add("query-kvm", {}, () => ({ enabled: m.accel === "kvm", present: m.accel === "kvm" || kvmPresent() }));
     add("query-machines", { "compat-props": "bool?" }, () => [{
       "hotpluggable-cpus": false,
@@ -377,7 +364,7 @@ export class QmpSession {
       })));
     add("qom-list", { path: "str" }, (a) => {
       const o = this.#resolve(a.path as string);
-      const kids = qomChildren(m.qomObjects(), o.path).map((k) => ({
+      const kids = qomChildren(qomTree(m.qomObjects()), o.path).map((k) => ({
         name: k.path.slice(k.path.lastIndexOf("/") + 1),
         type: `child<${k.type}>`,
       }));
@@ -408,16 +395,10 @@ export class QmpSession {
       return {};
     });
     add("qom-list-types", { implements: "str?", abstract: "bool?" }, (a) => {
-      const types = new Map<string, string>();
-      types.set("microvm-machine", "x86-machine");
-      for (const d of m.deviceTypes) types.set(d.driver, d.bus === "virtio-bus" ? "virtio-device" : "device");
-      for (const o of m.qomObjects()) if (!types.has(o.type)) types.set(o.type, "device");
-      let list = [...types].map(([name, parent]) => ({ name, parent }));
-      if (typeof a.implements === "string") {
-        const want = a.implements;
-        list = list.filter((x) => x.name === want || x.parent === want);
-      }
-      return list;
+      return qomListTypes(m.deviceTypes, {
+        ...(typeof a.implements === "string" ? { implements: a.implements } : {}),
+        abstract: a.abstract === true,
+      });
     });
     add("human-monitor-command", { "command-line": "str", "cpu-index": "int?" }, (a) => {
       if (typeof a["cpu-index"] === "number") {
@@ -467,6 +448,9 @@ export class QmpSession {
       }
       return {};
     });
+    for (const [name, c] of Object.entries(migrationQmpCommands(() => m.migration))) {
+      add(name, c.params, c.run);
+    }
     return t;
   }
 }

@@ -15,7 +15,11 @@ import { Microvm, MICROVM_DEVICES, TSC_KHZ } from "../devices/microvm.ts";
 import { CpuidModel } from "../core/cpu/cpuid.ts";
 import { type PluginManager, startPlugins } from "../plugins/loader.ts";
 import { openNetdev } from "../core/host/netdev.ts";
+import { openFsdevs } from "../core/host/fsdevs.ts";
+import { openUdsVsock, type UdsVsockBackend } from "../core/host/vsock_uds.ts";
 import { formatCliError, isCliAction, parseCommandLine } from "./cli/mod.ts";
+import { handleTerminationSignals, refuseInspectorSignal } from "./host_signals.ts";
+import { MigrationController, type MigrationHost } from "./migration/migrate.ts";
 
 /** The name errors are prefixed with, as QEMU uses its argv[0]. */
 export const PROG = "microvm.ts";
@@ -114,10 +118,22 @@ class LogSink implements GuestLog {
   }
 }
 
-async function readInput(kind: "kernel" | "initrd", path: string): Promise<Uint8Array> {
+function readInput(kind: "kernel" | "initrd", path: string): Uint8Array {
   try {
-    return await Deno.readFile(path);
+    // Devices (/dev/zero, /dev/urandom), FIFOs and sockets never end: refuse them before reading, as QEMU's
+    // loaders fail at once on them (load_image_size / g_mapped_file).
+    const st = Deno.statSync(path);
+    if (!st.isFile && !st.isDirectory) {
+      throw new UserError(
+        kind === "kernel"
+          ? `could not load kernel '${path}': Success`
+          : `error reading initrd ${path}: not a regular file`,
+      );
+    }
+    // Synchronous: one large read is several times faster than the async path's chunks (restore latency).
+    return Deno.readFileSync(path);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     const why = e instanceof Deno.errors.NotFound
       ? "No such file or directory"
       : e instanceof Deno.errors.PermissionDenied
@@ -134,7 +150,7 @@ async function readInput(kind: "kernel" | "initrd", path: string): Promise<Uint8
 }
 
 /** A running VM with its host resources. */
-export class VmRunner {
+export class VmRunner implements MigrationHost {
   readonly config: VmConfig;
   readonly machine: Microvm;
   readonly accel: Accelerator | null;
@@ -143,17 +159,36 @@ export class VmRunner {
   readonly chardevs: Map<string, HostChar>;
   readonly drives: BlockBackend[];
   readonly netdevs: NetBackend[];
+  /** The same backends by -netdev id (hostfwd_add, info usernet). */
+  readonly netdevById: ReadonlyMap<string, NetBackend>;
   /** Loaded plugins (-plugin, plugin_load). */
   plugins: PluginManager | null = null;
-  runState: "prelaunch" | "running" | "paused" | "shutdown" | "internal-error" | "debug" = "prelaunch";
+  /** More host resources to release on close (vsock sockets). */
+  readonly closers: (() => void)[] = [];
+  runState:
+    | "prelaunch"
+    | "running"
+    | "paused"
+    | "shutdown"
+    | "internal-error"
+    | "debug"
+    | "inmigrate"
+    | "postmigrate"
+    | "finish-migrate" = "prelaunch";
   /** Why the vCPUs stopped for the debugger (run state "debug"). */
   lastDebug: DebugExit | null = null;
   /** The gdb server (-gdb, -s, HMP gdbserver), set by shell/monitors.ts. */
   gdb: { start(device: string): Promise<void>; stop(): void } | null = null;
   /** Lifecycle events for QMP (set by the monitor bridge). */
   onEvent:
-    | ((ev: { event: "STOP" | "RESUME" | "RESET" | "SHUTDOWN"; data?: Record<string, unknown> }) => void)
+    | ((
+      ev: { event: "STOP" | "RESUME" | "RESET" | "SHUTDOWN" | "MIGRATION"; data?: Record<string, unknown> },
+    ) => void)
     | null = null;
+  /** migrate / -incoming (shell/migration/). */
+  readonly migration: MigrationController;
+  #inAccel = false;
+  #idleWaiters: (() => void)[] = [];
   #quit = false;
   #exitCode = 0;
   #resumeWaiters: (() => void)[] = [];
@@ -167,8 +202,10 @@ export class VmRunner {
     chardevs: Map<string, HostChar>;
     drives: BlockBackend[];
     netdevs?: NetBackend[];
+    netdevById?: ReadonlyMap<string, NetBackend>;
   }) {
     this.netdevs = o.netdevs ?? [];
+    this.netdevById = o.netdevById ?? new Map();
     this.config = o.config;
     this.machine = o.machine;
     this.accel = o.accel;
@@ -176,6 +213,43 @@ export class VmRunner {
     this.log = o.log;
     this.chardevs = o.chardevs;
     this.drives = o.drives;
+    this.migration = new MigrationController(this);
+  }
+
+  get startPaused(): boolean {
+    return this.config.startPaused;
+  }
+
+  /** Migration: stop the vCPUs (STOP, finish-migrate) and wait until the run loop has left the accelerator. */
+  async stopForMigration(): Promise<void> {
+    if (this.runState === "running") {
+      this.runState = "finish-migrate";
+      this.clock.pause?.();
+      this.accel?.requestStop();
+      this.onEvent?.({ event: "STOP" });
+    }
+    while (this.#inAccel) await new Promise<void>((r) => this.#idleWaiters.push(r));
+  }
+
+  setRunState(s: "postmigrate" | "inmigrate" | "paused" | "running"): void {
+    this.runState = s;
+  }
+
+  resumeAfterFailedMigration(): void {
+    if (this.runState === "finish-migrate") {
+      this.runState = "paused";
+      this.cont();
+    }
+  }
+
+  emit(event: string, data?: Record<string, unknown>): void {
+    this.onEvent?.({ event: event as "MIGRATION", ...(data ? { data } : {}) });
+  }
+
+  /** A fatal destination error: one line, exit status 1. */
+  fail(line: string): void {
+    errLine(`${PROG}: ${line}`);
+    this.quit(1, "host-error");
   }
 
   /** Stop the vCPUs (monitor `stop`). */
@@ -190,7 +264,10 @@ export class VmRunner {
 
   /** Resume (monitor `cont`). */
   cont(): void {
-    if (this.runState === "paused" || this.runState === "prelaunch" || this.runState === "debug") {
+    if (
+      this.runState === "paused" || this.runState === "prelaunch" || this.runState === "debug" ||
+      this.runState === "postmigrate"
+    ) {
       this.runState = "running";
       this.lastDebug = null;
       this.clock.resume?.();
@@ -210,10 +287,33 @@ export class VmRunner {
 
   /** system_reset. */
   systemReset(reason = "guest-reset"): void {
+    // QEMU: under -no-reboot a reset request of any origin is a shutdown request (-no-shutdown: pause).
+    if (this.config.noReboot) {
+      this.#shutdownRequest(reason.startsWith("guest"), reason);
+      return;
+    }
     this.machine.reset();
     const entry = this.machine.entry();
     if (this.accel && entry) this.accel.reset(entry);
     this.onEvent?.({ event: "RESET", data: { guest: reason.startsWith("guest"), reason } });
+    // QEMU's main loop: a reset of a VM that is not running leaves it in prelaunch (cont restarts it).
+    if (this.runState === "shutdown" || this.runState === "paused") this.runState = "prelaunch";
+  }
+
+  /** SHUTDOWN event, then exit 0, or (-no-shutdown) stop in the shutdown state. */
+  #shutdownRequest(guest: boolean, reason: string): void {
+    this.onEvent?.({ event: "SHUTDOWN", data: { guest, reason } });
+    if (this.config.noShutdown) {
+      if (this.runState === "running") this.accel?.requestStop();
+      this.clock.pause?.();
+      this.runState = "shutdown";
+      this.onEvent?.({ event: "STOP" });
+      return;
+    }
+    this.#quit = true;
+    this.#exitCode = 0;
+    this.accel?.requestStop();
+    for (const w of this.#resumeWaiters.splice(0)) w();
   }
 
   /** After device_add before boot: rebuild the command line, reload the kernel, reset the vCPUs to it. */
@@ -237,6 +337,7 @@ export class VmRunner {
         errLine(`${PROG}: failed to close drive ${d.id}: ${(e as Error).message}`);
       }
     }
+    for (const f of this.closers) f();
     for (const n of this.netdevs) {
       try {
         n.close();
@@ -256,7 +357,7 @@ export class VmRunner {
 
   /** The main loop; resolves to the process exit code. */
   async run(): Promise<number> {
-    if (!this.config.startPaused) this.cont();
+    if (!this.config.startPaused && this.runState !== "inmigrate") this.cont();
     for (;;) {
       if (this.#quit) return this.#exitCode;
       if (this.runState !== "running" || !this.accel) {
@@ -264,10 +365,14 @@ export class VmRunner {
         continue;
       }
       let exit: RunExit;
+      this.#inAccel = true;
       try {
         exit = await this.accel.run();
       } catch (e) {
         exit = { kind: "internal-error", message: (e as Error).stack ?? String(e) };
+      } finally {
+        this.#inAccel = false;
+        for (const w of this.#idleWaiters.splice(0)) w();
       }
       if (this.#quit) return this.#exitCode;
       switch (exit.kind) {
@@ -285,22 +390,9 @@ export class VmRunner {
           }
           break;
         case "shutdown":
-          if (exit.reason === "guest-shutdown" || this.config.noReboot) {
-            this.onEvent?.({
-              event: "SHUTDOWN",
-              data: {
-                guest: true,
-                reason: exit.reason === "guest-shutdown" ? "guest-shutdown" : "guest-reset",
-              },
-            });
-            if (this.config.noShutdown) {
-              this.runState = "shutdown";
-              this.onEvent?.({ event: "STOP" });
-              break;
-            }
-            return 0;
-          }
-          this.systemReset();
+          if (exit.reason === "guest-shutdown") this.#shutdownRequest(true, "guest-shutdown");
+          else this.systemReset("guest-reset");
+          if (this.#quit) return this.#exitCode;
           break;
         case "internal-error":
           errLine(`${PROG}: internal error: ${exit.message}`);
@@ -379,6 +471,8 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
       c.id,
       await openChardev(spec as unknown as Parameters<typeof openChardev>[0], {
         onQuit: () => runner?.quit(0),
+        // Terminal signals: the stdio chardev restores the terminal, main()'s handlers quit.
+        onSignal: () => {},
       }),
     );
   }
@@ -405,9 +499,17 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
   }
   let machineRef: Microvm | null = null;
   const accel = await makeAccelerator(cfg, log, () => machineRef);
-  for (const n of cfg.netdevs) netdevs.set(n.id, await openNetdev(n));
-  const kernel = cfg.kernel ? { name: cfg.kernel, bytes: await readInput("kernel", cfg.kernel) } : undefined;
-  const initrd = cfg.initrd ? { name: cfg.initrd, bytes: await readInput("initrd", cfg.initrd) } : undefined;
+  for (const n of cfg.netdevs) {
+    try {
+      netdevs.set(n.id, await openNetdev(n, { onGuestError: (msg) => log.guestError("slirp", msg) }));
+    } catch (e) {
+      throw n.loc && e instanceof UserError ? new UserError(`${n.loc}: ${e.message}`) : e;
+    }
+  }
+  const fsdevs = openFsdevs(cfg, (l) => errLine(`${PROG}: ${l}`));
+  const vsocks: UdsVsockBackend[] = [];
+  const kernel = cfg.kernel ? { name: cfg.kernel, bytes: readInput("kernel", cfg.kernel) } : undefined;
+  const initrd = cfg.initrd ? { name: cfg.initrd, bytes: readInput("initrd", cfg.initrd) } : undefined;
   if (initrd && !kernel) throw new UserError("-initrd cannot be used without -kernel");
   let wallClockMs = Date.now();
   if (typeof cfg.rtc.base === "object") wallClockMs = cfg.rtc.base.epochSeconds * 1000;
@@ -431,6 +533,20 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
       const have = netdevs.get(id);
       if (have) return have;
       throw new UserError(`Property 'virtio-net-device.netdev' can't find value '${id}'`);
+    },
+    fsdev: (id: string) => {
+      const f = fsdevs.get(id);
+      if (!f) throw new UserError(`9pfs device couldn't find fsdev with the id = ${id}`);
+      return f;
+    },
+    vsock: (udsPath: string) => {
+      try {
+        const b = openUdsVsock(udsPath);
+        vsocks.push(b);
+        return b;
+      } catch (e) {
+        throw new UserError(`virtio-vsock-device: cannot listen on '${udsPath}': ${(e as Error).message}`);
+      }
     },
     wallClockMs,
     ...(kernel ? { kernel } : {}),
@@ -464,7 +580,9 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
     chardevs,
     drives,
     netdevs: [...netdevs.values()],
+    netdevById: netdevs,
   });
+  for (const v of vsocks) runner.closers.push(() => v.shutdown());
   return runner;
 }
 
@@ -486,6 +604,7 @@ export async function main(argv: string[]): Promise<number> {
     return await fuzzMain(argv.slice(1));
   }
   try {
+    refuseInspectorSignal();
     // No arguments, or only gdb/-S ones (`-s -S`): the default guest.
     const args = onlyDebugOptions(argv) ? [...await defaultArgs(), ...argv] : argv;
     const r = parseCommandLine(args, PROG, { devices: MICROVM_DEVICES });
@@ -496,11 +615,11 @@ export async function main(argv: string[]): Promise<number> {
     runner = await buildVm(r);
     const rr = runner;
     rr.plugins = await startPlugins(rr.machine, r.plugins, { print: (t) => errLine(t) });
-    const onTerm = () => {
-      errLine(`${PROG}: terminating on signal 15`);
-      rr.quit(0);
-    };
-    Deno.addSignalListener("SIGTERM", onTerm);
+    if (r.incoming !== undefined) {
+      rr.runState = "inmigrate";
+      if (r.incoming !== "defer") rr.migration.incoming(r.incoming);
+    }
+    const unSignals = handleTerminationSignals(PROG, errLine, () => rr.quit(0));
     const { startMonitors } = await import("./monitors.ts");
     const monitors = startMonitors(rr);
     // -gdb/-s: QEMU starts each in turn and the last one stays.
@@ -509,7 +628,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const m of monitors) m.close();
     rr.gdb?.stop();
     rr.plugins?.unloadAll();
-    Deno.removeSignalListener("SIGTERM", onTerm);
+    unSignals();
     rr.close();
     return code;
   } catch (e) {

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { parseQtest } from "../plugins/fuzz/input.ts";
 import { replayOps } from "../plugins/fuzz/exec.ts";
+import "../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
 
 const CORPUS = new URL("./fuzz/corpus/", import.meta.url);
 

@@ -32,6 +32,8 @@ import { Interp } from "./interp.ts";
 import { Translator } from "./translate.ts";
 import { deliver, raise } from "./system.ts";
 import { CpuDebugger, readDebugRegisters, writeDebugRegisters } from "./debug.ts";
+import { loadCpuState, saveCpuState } from "./state.ts";
+import { StateError } from "../types.ts";
 
 export { Cpu, CpuFault } from "./cpu.ts";
 export { Interp } from "./interp.ts";
@@ -197,6 +199,35 @@ export class SoftCpuAccelerator implements Accelerator {
     const c = this.#cpus[index];
     if (!c) throw new RangeError(`no vCPU ${index}`);
     writeDebugRegisters(c, r);
+  }
+
+  saveState(): unknown {
+    return { ncpus: this.#cpus.length, cpus: this.#cpus.map((c) => saveCpuState(c)) };
+  }
+
+  loadState(state: unknown): void {
+    const s = state as { ncpus?: unknown; cpus?: unknown };
+    if (
+      !s || s.ncpus !== this.#cpus.length || !Array.isArray(s.cpus) || s.cpus.length !== this.#cpus.length
+    ) {
+      throw new StateError(`Invalid vCPU state: expected ${this.#cpus.length} vCPUs`);
+    }
+    // Check every vCPU before changing any (a failed load leaves the machine as it was).
+    const scratch = this.#cpus.map((c) => saveCpuState(c));
+    try {
+      this.#cpus.forEach((c, i) => loadCpuState(c, (s.cpus as unknown[])[i]));
+    } catch (e) {
+      this.#cpus.forEach((c, i) => loadCpuState(c, scratch[i]));
+      throw e;
+    }
+    for (const t of this.#trs) t.clear();
+  }
+
+  setDirtyLog(bits: Uint8Array | null): void {
+    for (const c of this.#cpus) {
+      c.dirty = bits;
+      c.flushTlb();
+    }
   }
 
   registers(index: number): CpuRegisters {

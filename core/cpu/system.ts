@@ -281,7 +281,8 @@ export function softInt(it: Interp, vec: number, exception: boolean): void {
 export function deliver(c: Cpu, vec: number, err: number, retRip: number, kind: number): void {
   const flags = c.getFlags();
   if (!(c.cr0 & CR0_PE)) {
-    // Real mode: IVT.
+    // Real mode: IVT (the IDTR limit is checked here too; a reset-vector stub relies on it).
+    if (vec * 4 + 3 > c.idtLimit) gateFault(vec, kind);
     const ent = c.idtBase + vec * 4;
     const w = c.sysRd32(ent);
     const sp16 = (v: number) => {

@@ -54,6 +54,8 @@ export interface MuxCallbacks {
   onToggleMonitor?: (monitorFocused: boolean) => void;
   /** Ctrl-A b. */
   onBreak?: () => void;
+  /** stdio on a terminal: a terminating signal arrived (default: exit 1). */
+  onSignal?: (signal: Deno.Signal) => void;
 }
 
 /** Common options of every host backend. */
@@ -75,8 +77,6 @@ export abstract class HostChar implements CharBackend {
   onQuit: (() => void) | undefined;
   onToggleMonitor: ((monitorFocused: boolean) => void) | undefined;
   onBreak: (() => void) | undefined;
-  /** Socket backends: a peer connected (true) or went away (false); QEMU's CHR_EVENT_OPENED/CLOSED. */
-  onConnectionChange: ((connected: boolean) => void) | undefined;
 
   readonly #mux: boolean;
   #escPending = false;
@@ -514,6 +514,13 @@ export class SocketChar extends HostChar {
   #conn: Deno.Conn | null = null;
   #writeChain: Promise<void> = Promise.resolve();
   #peer = "";
+  /** Clients that connected while one was attached: served in turn, as QEMU's listen backlog does. */
+  #pending: Deno.Conn[] = [];
+  /**
+   * Called synchronously when a client attaches (before any of its input) or goes away, so a monitor
+   * greets every new client, even one that reconnects at once.
+   */
+  onConnectionChange: ((connected: boolean) => void) | null = null;
 
   private constructor(opts: SocketCharOptions) {
     super(opts);
@@ -568,6 +575,10 @@ export class SocketChar extends HostChar {
     const conn = this.#conn;
     this.#conn = null;
     closeQuietly(conn);
+    for (const c of this.#pending.splice(0)) closeQuietly(c);
+    if (this.#listener && this.#opts.server && this.#opts.path !== undefined) {
+      removeStaleSocket(this.#opts.path); // QEMU unlinks its listening socket at exit
+    }
     closeQuietly(this.#listener);
     this.#listener = null;
   }
@@ -621,7 +632,9 @@ export class SocketChar extends HostChar {
         return;
       }
       if (this.#conn) {
-        closeQuietly(conn); // one client at a time, as QEMU
+        // One client at a time, as QEMU; the others wait their turn (bounded, like a listen backlog).
+        if (this.#pending.length < MAX_PENDING_CLIENTS) this.#pending.push(conn);
+        else closeQuietly(conn);
         continue;
       }
       this.#attach(conn);
@@ -642,6 +655,8 @@ export class SocketChar extends HostChar {
     this.#conn = null;
     closeQuietly(conn);
     this.onConnectionChange?.(false);
+    const next = this.#pending.shift();
+    if (next && !this.closed) this.#attach(next);
   }
 
   async #readLoop(conn: Deno.Conn): Promise<void> {
@@ -755,6 +770,9 @@ function openForWrite(path: string, append: boolean): Deno.FsFile {
     throw new UserError(`Could not open '${path}': ${osErrorText(e)}`);
   }
 }
+
+/** Clients kept waiting while one is attached to a server socket. */
+const MAX_PENDING_CLIENTS = 64;
 
 function removeStaleSocket(path: string): void {
   try {

@@ -47,10 +47,12 @@ export async function guestFile(name: string): Promise<string> {
   } catch {
     // fall through to the compressed copy
   }
+  const want = expectedSums(dir).get(name);
   for (const cacheDir of cacheDirs(dir)) {
     try {
       const cached = cacheDir + name;
-      Deno.statSync(cached);
+      // A copy unpacked from an older guest/ (shared user caches outlive checkouts) must not be used.
+      if (want && await sha256Hex(Deno.readFileSync(cached)) !== want) continue;
       return cached;
     } catch {
       // not unpacked there yet
@@ -58,7 +60,6 @@ export async function guestFile(name: string): Promise<string> {
   }
   const packed = Deno.readFileSync(dir + name + ".gz");
   const data = await gunzip(packed);
-  const want = expectedSums(dir).get(name);
   if (want && await sha256Hex(data) !== want) {
     throw new Error(`Default guest file '${name}' does not match guest/SHA256SUMS`);
   }

@@ -1,20 +1,29 @@
 /**
- * `-netdev` backends from their parsed options (QEMU 7.2 net/net.c net_client_init_fun): tap and socket open
- * host resources; user (slirp) is refused with one line, since microvm.ts has no user-mode network stack.
+ * `-netdev` backends from their parsed options (QEMU 7.2 net/net.c net_client_init_fun): tap, socket and
+ * user (libslirp) open host resources.
  * @module
  */
 import type { NetdevConfig } from "../config.ts";
 import type { NetBackend } from "../types.ts";
 import { UserError } from "../types.ts";
 import { NetSocketBackend } from "./net_socket.ts";
+import { SlirpBackend } from "./slirp.ts";
+import { parseSlirpOptions } from "./slirp_config.ts";
 import { TapBackend, type TapOptions } from "./tap.ts";
 
-/** The message `-netdev user` fails with. */
-export const USER_NETDEV_UNAVAILABLE =
-  "-netdev user: user-mode networking (slirp) is not available in microvm.ts; use -netdev tap or -netdev socket";
-
 /** A parsed -netdev: core/config.ts NetdevConfig, or any type with string options. */
-export type NetdevSpec = NetdevConfig | { id: string; type: string; props: Record<string, string> };
+export type NetdevSpec = NetdevConfig | {
+  id: string;
+  type: string;
+  props: Record<string, string>;
+  lists?: Record<string, string[]>;
+};
+
+/** Run-time hooks of the opened backends. */
+export interface NetdevHooks {
+  /** libslirp's messages about guest misbehaviour (-d guest_errors). */
+  onGuestError?: (msg: string) => void;
+}
 
 /** What `info network` needs from a backend (tap and socket backends provide both). */
 export interface NetdevDescription {
@@ -37,7 +46,7 @@ function onOff(key: string, v: string | undefined): boolean | undefined {
  * const be = openNetdev({ id: "net0", type: "tap", props: { ifname: "tap0", script: "no", downscript: "no" } });
  * ```
  */
-export function openNetdev(spec: NetdevSpec): NetBackend {
+export function openNetdev(spec: NetdevSpec, hooks: NetdevHooks = {}): NetBackend {
   const p = spec.props;
   switch (spec.type) {
     case "tap": {
@@ -75,7 +84,10 @@ export function openNetdev(spec: NetdevSpec): NetBackend {
       return NetSocketBackend.open(o);
     }
     case "user":
-      throw new UserError(USER_NETDEV_UNAVAILABLE);
+      return SlirpBackend.open(
+        parseSlirpOptions(p, spec.lists ?? {}),
+        hooks.onGuestError ? { onGuestError: hooks.onGuestError } : {},
+      );
   }
   throw new UserError(`network backend '${spec.type}' is not compiled into this binary`);
 }

@@ -4,7 +4,7 @@
  * TSC-frequency leaf 0x40000010. Follows QEMU target/i386/kvm/kvm.c (kvm_arch_init_vcpu) in spirit.
  * @module
  */
-import type { CpuidEntry } from "./vm.ts";
+import type { CpuidEntry } from "./cpuid_codec.ts";
 
 type Reg = "eax" | "ebx" | "ecx" | "edx";
 

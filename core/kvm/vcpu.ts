@@ -6,7 +6,7 @@
 import type { CpuEntryState, CpuRegisters, IoBus, MmioBus, SegmentState } from "../accel.ts";
 import { type Libc, MAP_SHARED, PROT_READ, PROT_WRITE, SysError } from "./ffi.ts";
 import * as K from "./kvm_api.ts";
-import { type CpuidEntry, encodeCpuid } from "./vm.ts";
+import { type CpuidEntry, encodeCpuid } from "./cpuid_codec.ts";
 
 const GPR_NAMES = [
   "rax",

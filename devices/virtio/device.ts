@@ -36,6 +36,9 @@ export const VIRTIO_ID_NET = 1;
 export const VIRTIO_ID_BLOCK = 2;
 export const VIRTIO_ID_CONSOLE = 3;
 export const VIRTIO_ID_RNG = 4;
+export const VIRTIO_ID_BALLOON = 5;
+export const VIRTIO_ID_9P = 9;
+export const VIRTIO_ID_VSOCK = 19;
 
 /** Largest queue a transport offers (QEMU VIRTQUEUE_MAX_SIZE, read back as QueueNumMax). */
 export const VIRTQUEUE_MAX_SIZE = 1024;

@@ -6,6 +6,7 @@ import { findingKey, replayOps, runOps } from "./exec.ts";
 import type { Op } from "./input.ts";
 import { buildFuzzMachine, type FuzzMachine, guardReads } from "./machine.ts";
 import { selectTargets } from "./gen.ts";
+import "../../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
 
 /** A deliberately buggy port at 0x80: throws when 0xff is written after 0x01 was. */
 function buggy(fm: FuzzMachine): void {

@@ -9,7 +9,7 @@ import type { AccessInfo } from "../../core/region.ts";
 import { VirtualClock } from "../../core/clock.ts";
 import { BufferChar } from "../../core/host/chardev.ts";
 import { Microvm, MICROVM_DEVICES } from "../../devices/microvm.ts";
-import { isCliAction, parseCommandLine } from "../../shell/cli/mod.ts";
+import type { VmConfig } from "../../core/config.ts";
 
 /** Command line of the default fuzz machine: every device microvm.ts has, small RAM (fast resets). */
 export const FUZZ_ARGV: readonly string[] = [
@@ -134,10 +134,20 @@ function firstLine(err: unknown): string {
   return String(err);
 }
 
+/** The QEMU command-line parser (the shell's), injected so that plugins/ does not import shell/. */
+let argvParser: ((argv: readonly string[], devices: typeof MICROVM_DEVICES) => VmConfig) | null = null;
+
+/** Register the command-line parser buildFuzzMachine uses (shell/fuzz_argv.ts does, on import). */
+export function setFuzzArgvParser(
+  p: (argv: readonly string[], devices: typeof MICROVM_DEVICES) => VmConfig,
+): void {
+  argvParser = p;
+}
+
 /** Build the fuzz machine for `argv` (default FUZZ_ARGV). */
 export function buildFuzzMachine(argv: readonly string[] = FUZZ_ARGV): FuzzMachine {
-  const cfg = parseCommandLine(argv, "microvm.ts", { devices: MICROVM_DEVICES });
-  if (isCliAction(cfg)) throw new Error("fuzz machine command line printed help");
+  if (!argvParser) throw new Error("fuzz: no command-line parser registered (import shell/fuzz_argv.ts)");
+  const cfg = argvParser(argv, MICROVM_DEVICES);
   const findings: Finding[] = [];
   const disks: MemDisk[] = [];
   const fm = { findings, opIndex: 0, disks } as unknown as FuzzMachine;

@@ -14,6 +14,7 @@ import {
   type VmConfig,
 } from "../../core/config.ts";
 import type { PropDef } from "../../core/types.ts";
+import { parseSlirpOptions } from "../../core/host/slirp_config.ts";
 import {
   CliError,
   type OptPair,
@@ -42,10 +43,12 @@ export const NETDEV_KEYS: Record<NetdevConfig["type"], readonly string[]> = {
   socket: ["fd", "listen", "connect", "mcast", "localaddr", "udp"],
   user: (
     "hostname restrict ipv4 ipv6 ip net host tftp bootfile dhcpstart dns dnssearch domainname " +
-    "ipv6-prefix ipv6-prefixlen ipv6-host ipv6-dns smb smbserver hostfwd guestfwd " +
+    "ipv6-net ipv6-prefix ipv6-prefixlen ipv6-host ipv6-dns smb smbserver hostfwd guestfwd " +
     "tftp-server-name"
   ).split(" "),
 };
+/** -netdev user keys that may be given several times (QEMU's StringList members). */
+export const NETDEV_USER_LISTS = ["hostfwd", "guestfwd", "dnssearch"];
 /** QEMU 7.2 netdev types we do not build. */
 export const NETDEV_OTHER_TYPES = (
   "none nic l2tpv3 vde bridge hubport netmap vhost-user vhost-vdpa vmnet-host vmnet-shared " +
@@ -300,6 +303,10 @@ export function applyNetdevs(p: Pending): void {
   p.nics.forEach((n, idx) => {
     const type = last(n.value, "type");
     if (type === "none") return;
+    // QEMU net_param_nic: a -nic without a type is user-mode networking.
+    if (type === undefined) {
+      n = { loc: n.loc, value: [{ key: "type", value: "user", flag: false }, ...n.value] };
+    }
     const id = `__org.qemu.nic${idx}`;
     const model = last(n.value, "model") ?? "virtio-net-device";
     const mac = last(n.value, "mac");
@@ -332,10 +339,12 @@ export function applyNetdevs(p: Pending): void {
       const id = last(n.value, "id");
       if (id === undefined) throw new CliError("Parameter 'id' is missing");
       const props: Record<string, string> = {};
+      const lists: Record<string, string[]> = {};
       for (const x of n.value) {
         if (x.key === "id" || x.key === "type") continue;
         if (!NETDEV_KEYS[type].includes(x.key)) throw new CliError(`Invalid parameter '${x.key}'`);
         props[x.key] = x.value;
+        if (type === "user" && NETDEV_USER_LISTS.includes(x.key)) (lists[x.key] ??= []).push(x.value);
       }
       if (type === "tap") {
         for (const k of ["vnet_hdr", "vhost", "vhostforce"]) if (k in props) parseBool(k, props[k]);
@@ -346,7 +355,11 @@ export function applyNetdevs(p: Pending): void {
           throw new CliError("exactly one of listen=, connect=, mcast= or udp= is required");
         }
       }
-      cfg.netdevs.push({ id, type, props });
+      if (type === "user") {
+        // Options checked before anything opens, with QEMU's messages (net_slirp_init).
+        parseSlirpOptions(props, lists);
+        cfg.netdevs.push({ id, type, props, lists, loc: n.loc });
+      } else cfg.netdevs.push({ id, type, props });
     } catch (e) {
       throw withLocation(n.loc, e);
     }

@@ -183,12 +183,17 @@ Device options:
                  set a default value of a driver's property
 
 Network options:
+-netdev user,id=str[,ipv4=on|off][,net=addr[/mask]][,host=addr][,ipv6=on|off]
+         [,ipv6-net=addr[/int]][,ipv6-host=addr][,restrict=on|off][,hostname=host]
+         [,dhcpstart=addr][,dns=addr][,ipv6-dns=addr][,dnssearch=domain][,domainname=domain]
+         [,tftp=dir][,tftp-server-name=name][,bootfile=f]
+         [,hostfwd=rule][,guestfwd=rule]
+                 user-mode network (libslirp): no root needed
 -netdev tap,id=str[,ifname=name][,script=no][,downscript=no][,vnet_hdr=on|off]
 -netdev socket,id=str[,listen=[host]:port][,connect=host:port]
--netdev user,id=str[,...]
                  configure a network backend (connect with -device virtio-net-device,netdev=str)
--nic type[,model=virtio-net-device][,mac=addr]|none
-                 shortcut for -netdev plus -device
+-nic [user|tap|socket][,model=virtio-net-device][,mac=addr][,netdev options]|none
+                 shortcut for -netdev plus -device (no type: user)
 
 Character device options:
 -chardev stdio|null|pty|file|pipe|socket,id=id[,path=path][,host=host,port=port]

@@ -159,6 +159,13 @@ export function applyMachine(p: Pending): void {
         throw new CliError(`Property '${MACHINE_QOM_TYPE}.${dash}' not found`);
     }
   }
+  // BootConfiguration's member types (the range checks are fw_cfg's, at machine creation).
+  for (const k of ["menu", "strict"]) if (bootProps[k] !== undefined) parseBool(`boot.${k}`, bootProps[k]);
+  for (const k of ["splash-time", "reboot-timeout"]) {
+    if (bootProps[k] !== undefined && !parseI64(bootProps[k]).ok) {
+      throw new CliError(`Parameter 'boot.${k}' expects integer`);
+    }
+  }
   cfg.boot.props = bootProps;
   applyMemory(p);
   applySmp(p);

@@ -35,6 +35,7 @@ import {
 import { cpuHelp, deviceHelp, deviceListHelp, helpText, logUsage, machineHelp, versionText } from "./help.ts";
 import { applyAccel, applyCpu, applyLogMask, applyMachine, applyRtc } from "./machine.ts";
 import { applyDevices, applyDrives, applyNetdevs, buildCharBackends } from "./backends.ts";
+import { parseFsdevOption, parseVirtfsOption } from "./fsdev.ts";
 import { gdbChardevConfig } from "../gdbstub/device.ts";
 
 export type { CliAction } from "./common.ts";
@@ -64,7 +65,7 @@ export function formatCliError(prog: string, err: Error): string {
 const OPTIONS_WITH_ARG = new Set((
   "machine M accel cpu smp m kernel initrd append serial chardev device drive global netdev " +
   "nic monitor qmp qmp-pretty mon qtest qtest-log name rtc d D plugin icount pidfile trace " +
-  "bios L k vga boot display gdb"
+  "bios L k vga boot display uuid gdb fsdev virtfs incoming"
 ).split(" "));
 const OPTIONS_NO_ARG = new Set((
   "enable-kvm nodefaults no-user-config nographic no-reboot no-shutdown S version h help " +
@@ -73,9 +74,9 @@ const OPTIONS_NO_ARG = new Set((
 /** QEMU options we recognise (so arguments are consumed correctly) but refuse. */
 const UNSUPPORTED_WITH_ARG = new Set((
   "hda hdb hdc hdd cdrom fda fdb mtdblock sd pflash blockdev snapshot-file numa object " +
-  "usbdevice parallel debugcon vnc spice loadvm incoming readconfig set option-rom " +
-  "audiodev audio tpmdev fsdev virtfs net mem-path add-fd sandbox smbios acpitable fw_cfg " +
-  "uuid watchdog-action action overcommit compat msg seed dfilter semihosting-config g rotate " +
+  "usbdevice parallel debugcon vnc spice loadvm readconfig set option-rom " +
+  "audiodev audio tpmdev net mem-path add-fd sandbox smbios acpitable fw_cfg " +
+  "watchdog-action action overcommit compat msg seed dfilter semihosting-config g rotate " +
   "echr prom-env runas chroot dump-vmstate iscsi"
 ).split(" "));
 const UNSUPPORTED_NO_ARG = new Set((
@@ -283,6 +284,12 @@ function handleOption(
       p.devices.push({ loc, value: o.pairs });
       return;
     }
+    case "fsdev":
+      parseFsdevOption(p, arg);
+      return;
+    case "virtfs":
+      parseVirtfsOption(p, arg, loc);
+      return;
     case "drive": {
       const o = noisy(p, loc, arg);
       registerId(p.driveIds, o.pairs, "drive");
@@ -329,6 +336,13 @@ function handleOption(
     case "qtest-log":
       p.qtestLog = arg;
       return;
+    case "uuid":
+      // qemu_uuid_parse: 8-4-4-4-12 hex digits.
+      if (!/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(arg)) {
+        throw new CliError("failed to parse UUID string: wrong format");
+      }
+      cfg.uuid = arg.toLowerCase();
+      return;
     case "name": {
       const o = noisy(p, loc, arg, "guest");
       if (o.help) {
@@ -374,6 +388,9 @@ function handleOption(
       p.icount = { loc, value: [...(p.icount?.value ?? []), ...o.pairs] };
       return;
     }
+    case "incoming":
+      cfg.incoming = arg;
+      return;
     case "pidfile":
       cfg.pidfile = arg;
       return;

@@ -522,6 +522,27 @@ Deno.test("parseCommandLine parses drives, globals, -nic and if=virtio sugar", (
   ]);
 });
 
+Deno.test("parseCommandLine: -netdev user keeps repeated hostfwd/dnssearch in order; a bare -nic is user", () => {
+  const c = vm([
+    "-netdev",
+    "user,id=u0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp::5353-:53,dnssearch=a.test,dnssearch=b.test,restrict=on",
+    "-device",
+    "virtio-net-device,netdev=u0",
+    "-nic",
+    "",
+  ]);
+  assert.deepEqual(c.netdevs[0], {
+    id: "u0",
+    type: "user",
+    props: { hostfwd: "udp::5353-:53", dnssearch: "b.test", restrict: "on" },
+    lists: { hostfwd: ["tcp:127.0.0.1:2222-:22", "udp::5353-:53"], dnssearch: ["a.test", "b.test"] },
+    loc: "-netdev user,id=u0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp::5353-:53,dnssearch=a.test," +
+      "dnssearch=b.test,restrict=on",
+  });
+  assert.deepEqual(c.netdevs[1], { id: "__org.qemu.nic0", type: "user", props: {}, lists: {}, loc: "-nic " });
+  assert.deepEqual(c.devices.map((d) => d.props.netdev), ["u0", "__org.qemu.nic0"]);
+});
+
 Deno.test("parseCommandLine parses flags, logging, rtc, name, icount, plugins", () => {
   const c = vm([
     "-S",
@@ -924,6 +945,12 @@ const BAD: [string[], string][] = [
     "-netdev socket,id=s0: exactly one of listen=, connect=, mcast= or udp= is required",
   ],
   [["-nic", "tap,foo=1"], "-nic tap,foo=1: Invalid parameter 'foo'"],
+  [["-netdev", "user,id=n0,net=foo"], "-netdev user,id=n0,net=foo: Failed to parse netmask"],
+  [
+    ["-nic", "user,hostfwd=tcp::99999-:22"],
+    "-nic user,hostfwd=tcp::99999-:22: Invalid host forwarding rule 'tcp::99999-:22' (Bad host port)",
+  ],
+  [["-nic", "user,bogus=1"], "-nic user,bogus=1: Invalid parameter 'bogus'"],
   // -global
   [["-global", "foo"], "-global foo: Invalid parameter 'foo'"],
   [["-global", "driver=x"], "-global driver=x: options 'driver', 'property', and 'value' are required"],
