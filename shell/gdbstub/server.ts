@@ -612,10 +612,11 @@ export class GdbStub {
     this.#unsub = target.machine.on((ev) => {
       if (!this.#open || !this.#session) return;
       if (ev.event === "STOP") this.#session.stopped();
-      else if (
-        ev.event === "SHUTDOWN" && !(ev.data?.guest === true && target.machine.runState === "shutdown")
-      ) {
-        this.#sendPacket(textToBytes("W00"));
+      else if (ev.event === "SHUTDOWN") {
+        // The process exits (QEMU's gdb_exit: "W00"), unless -no-shutdown pauses it (then a STOP follows).
+        queueMicrotask(() => {
+          if (this.#open && target.machine.runState !== "shutdown") this.#sendPacket(textToBytes("W00"));
+        });
       }
     });
     const events = stream as { onConnectionChange?: ((c: boolean) => void) | undefined };
