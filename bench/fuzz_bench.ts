@@ -9,7 +9,8 @@
  * @module
  */
 import { PluginManager } from "../plugins/loader.ts";
-import { buildFuzzMachine } from "../plugins/fuzz/machine.ts";
+import { buildFuzzMachine, resetFuzzMachine } from "../plugins/fuzz/machine.ts";
+import { restoreFuzzSnapshot, takeFuzzSnapshot } from "../plugins/fuzz/snapshot.ts";
 import { Fuzzer } from "../plugins/fuzz/engine.ts";
 import type { Plugin } from "../plugins/api.ts";
 import "../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
@@ -78,13 +79,61 @@ console.log(
 );
 console.log(`  hook on unrelated port ${m.hooked.toFixed(2)} ms  (${pct(m.hooked)})`);
 
-console.log(`\nfuzzer, all targets, seed 1, ${seconds} s each:`);
-for (const coverage of ["v8", "state"] as const) {
-  const r = await new Fuzzer({ targets: [], seed: 1, timeSec: seconds, coverage }).run();
+// Reset cost alone: the same 32-op inputs (UART, RTC, PIT, PIC ports, virtio-mmio registers, clock steps),
+// each on a machine reset by system_reset or from the in-memory snapshot; no coverage, no invariant checks.
+{
+  const fm = buildFuzzMachine();
+  const snap = takeFuzzSnapshot(fm);
+  const ports = [0x20, 0x21, 0x40, 0x43, 0x70, 0x71, 0x3f8, 0x3f9, 0x3fb, 0x3fc];
+  let seed = 1;
+  const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+  const inputs = Array.from({ length: 256 }, () =>
+    Array.from({ length: 32 }, () => {
+      const k = rnd(10);
+      return k < 6
+        ? { kind: 0, a: ports[rnd(ports.length)], v: rnd(256) }
+        : k < 9
+        ? { kind: 1, a: 0xfeb00000 + rnd(8) * 0x200 + rnd(0x80) * 4, v: rnd(16) }
+        : { kind: 2, a: 0, v: rnd(100000) };
+    }));
+  const run = (reset: () => void, rounds: number) => {
+    const t0 = performance.now();
+    let ops = 0;
+    for (let r = 0; r < rounds; r++) {
+      for (const inp of inputs) {
+        reset();
+        for (const o of inp) {
+          if (o.kind === 0) fm.vm.io.write(o.a, 1, o.v);
+          else if (o.kind === 1) fm.vm.memory.write(o.a, 4, o.v);
+          else fm.clock.step(o.v);
+          ops++;
+        }
+      }
+    }
+    return ops / ((performance.now() - t0) / 1000);
+  };
+  run(() => resetFuzzMachine(fm), 1);
+  run(() => restoreFuzzSnapshot(fm, snap), 1);
+  const sys = run(() => resetFuzzMachine(fm), 4);
+  const snp = run(() => restoreFuzzSnapshot(fm, snap), 4);
+  console.log(`\nreset + 32 device ops per input, no coverage (one core):`);
+  console.log(`  system_reset        ${sys.toFixed(0).padStart(8)} device ops/s`);
   console.log(
-    `  ${coverage.padEnd(5)} ${(r.execs / (r.elapsedMs / 1000)).toFixed(0).padStart(5)} execs/s  ` +
-      `${
-        String(r.v8.blocks).padStart(5)
-      } V8 blocks  corpus ${r.corpus.length}  findings ${r.findings.length}`,
+    `  in-memory snapshot  ${snp.toFixed(0).padStart(8)} device ops/s  (${(snp / sys).toFixed(1)}x)`,
   );
+}
+
+console.log(`\nfuzzer, all targets, seed 1, ${seconds} s each (reset: in-memory snapshot vs system_reset):`);
+for (const coverage of ["v8", "state"] as const) {
+  for (const reset of ["snapshot", "system"] as const) {
+    const r = await new Fuzzer({ targets: [], seed: 1, timeSec: seconds, coverage, reset }).run();
+    const ops = r.devices.reduce((n, d) => n + d.ops, 0);
+    const s = r.elapsedMs / 1000;
+    console.log(
+      `  ${coverage.padEnd(5)} ${reset.padEnd(8)} ${(r.execs / s).toFixed(0).padStart(6)} execs/s ` +
+        `${(ops / s).toFixed(0).padStart(8)} device ops/s  ${
+          String(r.v8.blocks).padStart(5)
+        } V8 blocks  corpus ${r.corpus.length}  findings ${r.findings.length}`,
+    );
+  }
 }

@@ -1,7 +1,7 @@
 /**
  * Guest instruction throughput of the software CPU (`-accel tcg`):
  * 1. micro loops (ALU, load/store, call/ret) in 64-bit long mode on the stand-alone harness board
- *    (core/cpu/harness.ts), with the block translator on and off: retired instructions (`icount`) per
+ *    (core/cpu/harness.ts), with the JIT on and off (`-accel tcg,jit=off`): retired instructions (`icount`) per
  *    wall second, median of N timed runs after one calibration run;
  * 2. a whole boot of vmlinux + initramfs run in this process (shell/vm.ts buildVm, serial to a file):
  *    instructions per wall second and per process CPU second (idle HLT time included / excluded);
@@ -164,7 +164,7 @@ export async function runMicroLoop(
   new DataView(code.buffer).setUint32(loop.countAt, iterations >>> 0, true);
   ram.write(CODE_GPA, code);
   const entry = linux64EntryState(ram, CODE_GPA);
-  const accel = new SoftCpuAccelerator({ translate });
+  const accel = new SoftCpuAccelerator({ jit: translate });
   accel.init(board, entry);
   const t0 = performance.now();
   const exit = await accel.run();
@@ -252,12 +252,12 @@ export async function runMipsBench(opts: MipsBenchOptions): Promise<Section> {
       }
       const s = summarize(mips);
       rows.push([
-        `${loop.name}, translator ${translate ? "on" : "off"}`,
+        `${loop.name}, JIT ${translate ? "on" : "off"}`,
         "microvm.ts",
         fmtSummary(s, 1),
         `${(iters * loop.perIteration / 1e6).toFixed(1)} M instr/run`,
       ]);
-      opts.progress?.(`mips ${loop.name} translate=${translate}: ${fmt(s.median, 1)} MIPS`);
+      opts.progress?.(`mips ${loop.name} jit=${translate}: ${fmt(s.median, 1)} MIPS`);
     }
   }
   if (opts.dir) {
@@ -297,7 +297,7 @@ export async function runMipsBench(opts: MipsBenchOptions): Promise<Section> {
   }
   notes.unshift(
     `Micro loops: median / min / max MIPS of ${opts.runs} run(s) of about ${target} s each, 64-bit long mode, ` +
-      "harness board (no devices), a fresh software CPU per run (translator caches start cold).",
+      "harness board (no devices), a fresh software CPU per run (JIT caches start cold; blocks are compiled after core/cpu/jit.ts JIT_HOT visits).",
     "Whole boot: retired instructions / time in this process; per wall s includes HLT idle, per CPU s does not " +
       "(process CPU includes the JS engine's compiler and GC threads).",
     "awk loop: busybox awk in the guest timed with /proc/uptime (10x fewer iterations under microvm.ts); " +

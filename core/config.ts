@@ -56,6 +56,8 @@ export interface AccelConfig {
   kernelIrqchip?: "on" | "off" | "split";
   /** tcg-accel.thread: single | multi. */
   thread?: "single" | "multi";
+  /** tcg-accel.jit (our extension): false interprets every instruction (default: JIT on). */
+  jit?: boolean;
   /** tcg-accel.tb-size in MiB. */
   tbSize?: number;
   /** All properties as written (besides the name). */

@@ -86,6 +86,11 @@ export class GuestRam implements GuestMemory {
   readonly #romBase: number;
   #romNext: number;
   readonly #roms = new Map<string, RomBlob>();
+  /**
+   * Called with (backing offset, bytes) before every write through this API and for every `view` (which
+   * may be written): the software CPU's JIT drops translated code there (DMA into code). Null: no cost.
+   */
+  onWrite: ((off: number, len: number) => void) | null = null;
   /** Live migration's dirty log (one byte per backing page), or null: device writes set it. */
   dirty: Uint8Array | null = null;
 
@@ -151,6 +156,7 @@ export class GuestRam implements GuestMemory {
 
   /** Zero all RAM (system_reset); ROM blobs are kept. */
   clear(): void {
+    this.onWrite?.(0, this.size);
     this.u8.fill(0, 0, this.size);
     this.dirty?.fill(1);
   }
@@ -182,6 +188,7 @@ export class GuestRam implements GuestMemory {
   write(gpa: number, data: Uint8Array): boolean {
     const o = this.translate(gpa, data.length);
     if (o < 0) return false;
+    this.onWrite?.(o, data.length);
     this.u8.set(data, o);
     if (this.dirty !== null) this.#mark(o, data.length);
     return true;
@@ -189,6 +196,7 @@ export class GuestRam implements GuestMemory {
   view(gpa: number, len: number): Uint8Array | null {
     const o = this.translate(gpa, len);
     if (o < 0) return null;
+    this.onWrite?.(o, len);
     // A view may be written through: count it as written (conservative).
     if (this.dirty !== null) this.#mark(o, len);
     return this.u8.subarray(o, o + len);
@@ -217,6 +225,7 @@ export class GuestRam implements GuestMemory {
   writeU8(gpa: number, v: number): boolean {
     const o = this.translate(gpa, 1);
     if (o < 0) return false;
+    this.onWrite?.(o, 1);
     this.u8[o] = v;
     if (this.dirty !== null) this.dirty[o >>> 12] = 1;
     return true;
@@ -224,6 +233,7 @@ export class GuestRam implements GuestMemory {
   writeU16(gpa: number, v: number): boolean {
     const o = this.translate(gpa, 2);
     if (o < 0) return false;
+    this.onWrite?.(o, 2);
     this.#dv.setUint16(o, v, true);
     if (this.dirty !== null) this.#mark(o, 2);
     return true;
@@ -231,6 +241,7 @@ export class GuestRam implements GuestMemory {
   writeU32(gpa: number, v: number): boolean {
     const o = this.translate(gpa, 4);
     if (o < 0) return false;
+    this.onWrite?.(o, 4);
     this.#dv.setUint32(o, v >>> 0, true);
     if (this.dirty !== null) this.#mark(o, 4);
     return true;
@@ -238,6 +249,7 @@ export class GuestRam implements GuestMemory {
   writeU64(gpa: number, v: number | bigint): boolean {
     const o = this.translate(gpa, 8);
     if (o < 0) return false;
+    this.onWrite?.(o, 8);
     this.#dv.setBigUint64(o, BigInt.asUintN(64, typeof v === "bigint" ? v : BigInt(Math.trunc(v))), true);
     if (this.dirty !== null) this.#mark(o, 8);
     return true;
@@ -324,6 +336,8 @@ export class GuestPhysMap implements PhysMap {
 export class ByteMemory implements GuestMemory {
   readonly bytes: Uint8Array;
   readonly #dv: DataView;
+  /** As GuestRam.onWrite (offsets are GPAs here). */
+  onWrite: ((off: number, len: number) => void) | null = null;
   constructor(bytes: Uint8Array) {
     this.bytes = bytes;
     this.#dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -345,11 +359,14 @@ export class ByteMemory implements GuestMemory {
   }
   write(gpa: number, data: Uint8Array): boolean {
     if (!this.isRam(gpa, data.length)) return false;
+    this.onWrite?.(gpa, data.length);
     this.bytes.set(data, gpa);
     return true;
   }
   view(gpa: number, len: number): Uint8Array | null {
-    return this.isRam(gpa, len) ? this.bytes.subarray(gpa, gpa + len) : null;
+    if (!this.isRam(gpa, len)) return null;
+    this.onWrite?.(gpa, len);
+    return this.bytes.subarray(gpa, gpa + len);
   }
   readU8(gpa: number): number {
     return this.isRam(gpa, 1) ? this.bytes[gpa] : 0xff;
@@ -365,21 +382,25 @@ export class ByteMemory implements GuestMemory {
   }
   writeU8(gpa: number, v: number): boolean {
     if (!this.isRam(gpa, 1)) return false;
+    this.onWrite?.(gpa, 1);
     this.bytes[gpa] = v;
     return true;
   }
   writeU16(gpa: number, v: number): boolean {
     if (!this.isRam(gpa, 2)) return false;
+    this.onWrite?.(gpa, 2);
     this.#dv.setUint16(gpa, v, true);
     return true;
   }
   writeU32(gpa: number, v: number): boolean {
     if (!this.isRam(gpa, 4)) return false;
+    this.onWrite?.(gpa, 4);
     this.#dv.setUint32(gpa, v >>> 0, true);
     return true;
   }
   writeU64(gpa: number, v: number | bigint): boolean {
     if (!this.isRam(gpa, 8)) return false;
+    this.onWrite?.(gpa, 8);
     this.#dv.setBigUint64(gpa, BigInt.asUintN(64, BigInt(v)), true);
     return true;
   }

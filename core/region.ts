@@ -613,6 +613,8 @@ export class AddressSpace {
       if (isWrite) {
         if (fr.readOnly) return 0;
         for (let k = 0; k < l; k++) u8[base + k] = (value >>> (k * 8)) & 0xff;
+        const d = ram.dirty; // live migration / fuzzer resets: pages written since the last look
+        if (d !== null) d[base >>> 12] = d[(base + l - 1) >>> 12] = 1;
         return 0;
       }
       let v = 0;

@@ -400,7 +400,14 @@ export class Microvm {
   #globalBool(driver: string, prop: string, dflt: boolean): boolean {
     let v = dflt;
     for (const g of this.config.globals) {
-      if (g.driver === driver && g.property === prop) v = /^(on|yes|true)$/.test(g.value);
+      if (g.driver !== driver || g.property !== prop) continue;
+      if (/^(on|yes|true|y)$/.test(g.value)) v = true;
+      else if (/^(off|no|false|n)$/.test(g.value)) v = false;
+      else {
+        throw new UserError(
+          `can't apply global ${driver}.${prop}=${g.value}: Parameter '${prop}' expects 'on' or 'off'`,
+        );
+      }
     }
     return v;
   }
@@ -438,7 +445,11 @@ export class Microvm {
         return;
       }
       case "virtio-serial-device": {
-        const s = new VirtioSerial({ id, ...common });
+        const mp = p.max_ports;
+        if (mp !== undefined && !/^\d+$/.test(mp)) {
+          throw new UserError(`Parameter 'max_ports' expects integer`);
+        }
+        const s = new VirtioSerial({ id, ...common, ...(mp !== undefined ? { maxPorts: Number(mp) } : {}) });
         this.#serials.push(s);
         this.#plug(s);
         return;

@@ -56,8 +56,11 @@ export function saveBoardState(vm: Microvm): BoardState {
   return { version: 1, devices };
 }
 
-/** Load a BoardState; throws StateError (the board is then as before) on unknown, missing or bad state. */
-export function loadBoardState(vm: Microvm, state: unknown): void {
+/**
+ * Load a BoardState; throws StateError (the board is then as before) on unknown, missing or bad state.
+ * `rollback: false` skips the copy that puts the board back on failure (the fuzzer's resets from a state it took itself).
+ */
+export function loadBoardState(vm: Microvm, state: unknown, opts: { rollback?: boolean } = {}): void {
   const s = state as Partial<BoardState> | null;
   if (!s || s.version !== 1 || !s.devices || typeof s.devices !== "object") {
     throw new StateError("Invalid machine state: unsupported version or no devices");
@@ -70,11 +73,11 @@ export function loadBoardState(vm: Microvm, state: unknown): void {
     if (!(id in s.devices)) throw new StateError(`Invalid machine state: no state for device "${id}"`);
   }
   const order = [...vm.devices].sort((a, b) => (LOAD_LAST[a.typeName] ?? 0) - (LOAD_LAST[b.typeName] ?? 0));
-  const before = saveBoardState(vm);
+  const before = opts.rollback === false ? null : saveBoardState(vm);
   try {
     for (const d of order) d.loadState(s.devices[d.id]);
   } catch (e) {
-    for (const d of order) d.loadState(before.devices[d.id]);
+    if (before) { for (const d of order) d.loadState(before.devices[d.id]); }
     throw e instanceof StateError ? e : new StateError(`Invalid machine state: ${(e as Error).message}`);
   }
 }

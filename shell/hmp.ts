@@ -590,6 +590,11 @@ export class HmpSession {
         return `balloon: actual=${Math.floor(b.actualBytes / (1024 * 1024))}\n`;
       }),
       plain(
+        "jit",
+        "show dynamic compiler info",
+        () => m.infoJit ? m.infoJit() : "JIT information is only available with accel=tcg\n",
+      ),
+      plain(
         "kvm",
         "show KVM information",
         () => `kvm support: ${m.accel === "kvm" ? "enabled" : "disabled"}\n`,
@@ -762,7 +767,9 @@ export class HmpSession {
         if (!b && physical) b = new Uint8Array(n); // address_space_read of nothing: zeros
         if (!b) {
           throw new UserError(
-            `Invalid addr 0x${BigInt.asUintN(64, addr.value).toString(16).padStart(16, "0")}/size ${len} specified`,
+            `Invalid addr 0x${
+              BigInt.asUintN(64, addr.value).toString(16).padStart(16, "0")
+            }/size ${len} specified`,
           );
         }
         buf.set(b, fill);

@@ -252,6 +252,8 @@ export interface MachineIface {
   usernets?(): UsernetView[];
   /** `info pic` text (PIC pair, then IOAPIC). */
   infoPic?(): string;
+  /** `info jit` text (software CPU). */
+  infoJit?(): string;
   /** `info irq` text. */
   infoIrq?(): string;
   /** `info lapic [apic-id]` text for vCPU `cpu`. */

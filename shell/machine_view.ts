@@ -336,6 +336,12 @@ export class MachineView implements MachineIface {
     return formatLapic(cpu, reg, x2apic);
   }
 
+  infoJit(): string {
+    const a = this.#r.accel as { name?: string; infoJit?: () => string } | null;
+    if (a?.name !== "tcg" || !a.infoJit) return "JIT information is only available with accel=tcg\n";
+    return a.infoJit();
+  }
+
   infoIrq(): string {
     const m = this.#r.machine;
     const counts = m.gsi.counts();

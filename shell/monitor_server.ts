@@ -98,9 +98,12 @@ export function startMonitor(
         if (histPath) appendHistoryFile(histPath, line);
       },
       onLine: (line) => {
+        // QEMU stops reading a monitor at `quit`: later lines of the same write never run.
+        if (h.quitRequested) return;
         const out = h.execute(line);
         if (out) write(crlf(out));
         if (!h.quitRequested) ed.showPrompt();
+        else ed.stop();
       },
     });
     let bannerShown = false;
@@ -209,7 +212,14 @@ export function startConfiguredMonitors(
   for (const mon of cfg.monitors) {
     const mux = cfg.chardevs.find((c) => c.id === mon.chardev)?.mux ?? false;
     const kind: MonitorKind = mon.mode === "control" ? (mon.pretty ? "qmp-pretty" : "qmp") : "hmp";
-    out.push(startMonitor(kind, machine, chardev(mon.chardev), { mux }));
+    // Only a monitor on the terminal keeps a history file (socket monitors are scripts, not people).
+    const backend = cfg.chardevs.find((c) => c.id === mon.chardev)?.backend.kind;
+    out.push(
+      startMonitor(kind, machine, chardev(mon.chardev), {
+        mux,
+        ...(backend === "stdio" ? {} : { historyFile: null }),
+      }),
+    );
   }
   if (cfg.qtest) {
     const log = cfg.qtest.log;

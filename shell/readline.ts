@@ -11,6 +11,9 @@ import type { HmpSession } from "./hmp.ts";
 /** Most history entries kept (QEMU READLINE_MAX_CMDS is 64; the file keeps more). */
 export const HISTORY_MAX = 1000;
 
+/** Longest command line (QEMU READLINE_CMD_BUF_SIZE - 1). */
+export const LINE_MAX = 4095;
+
 /** Default history file: $HOME/.microvm_ts_history (null when HOME is unset). */
 export function defaultHistoryPath(): string | null {
   const home = Deno.env.get("HOME");
@@ -30,6 +33,11 @@ export function loadHistoryFile(path: string): string[] {
 export function appendHistoryFile(path: string, line: string): void {
   try {
     Deno.writeTextFileSync(path, line + "\n", { append: true, create: true });
+    // Bounded: past twice the limit, keep the newest HISTORY_MAX lines.
+    if (Deno.statSync(path).size > 2 * HISTORY_MAX * 80) {
+      const keep = Deno.readTextFileSync(path).split("\n").filter((l) => l.trim() !== "").slice(-HISTORY_MAX);
+      Deno.writeTextFileSync(path, keep.join("\n") + "\n");
+    }
   } catch {
     // ignored on purpose: history is a convenience
   }
@@ -80,6 +88,7 @@ function commonPrefix(list: string[]): string {
 export class LineEditor {
   readonly #o: LineEditorOptions;
   #buf = "";
+  #stopped = false;
   #pos = 0;
   #esc: "" | "esc" | "csi" | "ss3" = "";
   #csiArg = "";
@@ -114,7 +123,15 @@ export class LineEditor {
   /** Feed terminal input. */
   input(data: string | Uint8Array): void {
     const s = typeof data === "string" ? data : new TextDecoder("latin1").decode(data);
-    for (const ch of s) this.#key(ch);
+    for (const ch of s) {
+      if (this.#stopped) return;
+      this.#key(ch);
+    }
+  }
+
+  /** Take no more input (after `quit`: the rest of what was typed is neither echoed nor run). */
+  stop(): void {
+    this.#stopped = true;
   }
 
   #redraw(): void {
@@ -123,6 +140,9 @@ export class LineEditor {
   }
 
   #insert(text: string): void {
+    // QEMU's READLINE_CMD_BUF_SIZE: a line holds at most 4095 characters; more are dropped.
+    text = text.slice(0, Math.max(0, LINE_MAX - this.#buf.length));
+    if (text === "") return;
     this.#buf = this.#buf.slice(0, this.#pos) + text + this.#buf.slice(this.#pos);
     this.#pos += text.length;
     if (this.#pos === this.#buf.length) this.#o.write(text);

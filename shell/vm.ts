@@ -7,7 +7,8 @@ import type { Accelerator, DebugExit, RunExit } from "../core/accel.ts";
 import type { VmConfig } from "../core/config.ts";
 import { type BlockBackend, type CharBackend, type GuestLog, UserError } from "../core/types.ts";
 import { VirtualClock } from "../core/clock.ts";
-import { type HostChar, openChardev } from "../core/host/chardev.ts";
+import { type HostChar, openChardev, osErrorText } from "../core/host/chardev.ts";
+import { writePidfile } from "./pidfile.ts";
 import { openBlockFile } from "../core/host/block_file.ts";
 import { guestFile } from "../core/host/guest_files.ts";
 import type { NetBackend } from "../core/types.ts";
@@ -83,7 +84,11 @@ class LogSink implements GuestLog {
   readonly #seen = new Map<string, number>();
   constructor(items: string[], file: string | undefined) {
     this.#items = new Set(items);
-    this.#file = file ? Deno.openSync(file, { write: true, create: true, truncate: true }) : null;
+    try {
+      this.#file = file ? Deno.openSync(file, { write: true, create: true, truncate: true }) : null;
+    } catch (e) {
+      throw new UserError(`Error opening logfile ${file}: ${osErrorText(e)}`);
+    }
   }
   /** `log ITEMS` in the monitor. */
   setItems(items: string[]): void {
@@ -304,7 +309,9 @@ export class VmRunner implements MigrationHost {
   #shutdownRequest(guest: boolean, reason: string): void {
     this.onEvent?.({ event: "SHUTDOWN", data: { guest, reason } });
     if (this.config.noShutdown) {
-      if (this.runState === "running") this.accel?.requestStop();
+      // vm_stop(RUN_STATE_SHUTDOWN): only a running VM changes state (and emits STOP).
+      if (this.runState !== "running") return;
+      this.accel?.requestStop();
       this.clock.pause?.();
       this.runState = "shutdown";
       this.onEvent?.({ event: "STOP" });
@@ -420,6 +427,7 @@ async function makeAccelerator(
           log: (m) =>
             log.has("unimp") || log.has("guest_errors") || log.has("int") ? log.print(m) : undefined,
           logInterrupts: log.has("int"),
+          jit: a.jit !== false,
           ...(log.has("in_asm") ? { inAsm: (line: string) => log.print(line) } : {}),
           // An async stat parks the event loop briefly so sockets and stdin are served during guest runs.
           pollHost: () => Deno.stat("/"),
@@ -612,6 +620,15 @@ export async function main(argv: string[]): Promise<number> {
       Deno.stdout.writeSync(enc.encode(r.text.endsWith("\n") ? r.text : r.text + "\n"));
       return 0;
     }
+    // Signals are handled from here on (QEMU installs its handlers before anything else): before the VM
+    // runs, a signal ends the process at once; afterwards it shuts the VM down.
+    let removePidfile: (() => void) | null = null;
+    const unSignals = handleTerminationSignals(PROG, errLine, () => {
+      if (runner) return runner.quit(0);
+      removePidfile?.();
+      Deno.exit(0);
+    });
+    removePidfile = r.pidfile !== undefined ? writePidfile(r.pidfile) : null;
     runner = await buildVm(r);
     const rr = runner;
     rr.plugins = await startPlugins(rr.machine, r.plugins, { print: (t) => errLine(t) });
@@ -619,7 +636,6 @@ export async function main(argv: string[]): Promise<number> {
       rr.runState = "inmigrate";
       if (r.incoming !== "defer") rr.migration.incoming(r.incoming);
     }
-    const unSignals = handleTerminationSignals(PROG, errLine, () => rr.quit(0));
     const { startMonitors } = await import("./monitors.ts");
     const monitors = startMonitors(rr);
     // -gdb/-s: QEMU starts each in turn and the last one stays.
@@ -630,6 +646,7 @@ export async function main(argv: string[]): Promise<number> {
     rr.plugins?.unloadAll();
     unSignals();
     rr.close();
+    removePidfile?.();
     return code;
   } catch (e) {
     runner?.close();

@@ -13,6 +13,7 @@ import {
   DATA,
   type MachineState,
   makeSoftCpu,
+  runFuzz,
   runSoft,
 } from "../tools/difftest/isa_fuzz.ts";
 import { runPageCross } from "../tools/difftest/repro_page_cross.ts";
@@ -176,5 +177,23 @@ Deno.test({
       assert.deepEqual(runRmwFault(code), [14, 0x247], name);
       assert.deepEqual(runRmwFault(code, 0x247, true), [14, 0x247], `${name} (translated)`);
     }
+  },
+});
+
+Deno.test({
+  name:
+    "isa_fuzz: the ISA-extension groups agree with the host CPU (short run; long runs: tools/difftest/isa_fuzz.ts)",
+  ignore: Deno.build.arch !== "x86_64",
+  async fn() {
+    const { lines, mismatches } = await runFuzz({
+      seed: 7,
+      ncases: 300,
+      len: 3,
+      groups: ["bmi", "sse4", "ssefp", "avx"],
+      mode: "both",
+      maxReport: 3,
+      straddle: false,
+    });
+    assert.equal(mismatches, 0, lines.join("\n"));
   },
 });

@@ -53,6 +53,17 @@ function listeningPorts(pid: number): number[] {
   return ports;
 }
 
+/** Wait (up to 60 s) until `pid` catches signal `signo` (/proc/PID/status SigCgt): the VMM is up. */
+async function waitCaught(pid: number, signo: number): Promise<void> {
+  const end = Date.now() + 60_000;
+  while (Date.now() < end) {
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    if (m && (BigInt("0x" + m[1]) >> BigInt(signo - 1)) & 1n) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`pid ${pid} never installed a handler for signal ${signo}`);
+}
+
 async function finish(child: Deno.ChildProcess): Promise<{ code: number; err: string }> {
   const [st, , err] = await Promise.all([
     child.status,
@@ -87,7 +98,8 @@ Deno.test("SIGUSR1 does not open the V8 inspector (no listener on 9229) and the 
 for (const [sig, n] of [["SIGINT", 2], ["SIGHUP", 1]] as const) {
   Deno.test(`${sig}: one 'terminating on signal ${n}' line, exit 0`, async () => {
     const child = spawnVm();
-    await new Promise((r) => setTimeout(r, 1500));
+    // Signal only once the VMM handles it (a loaded machine can take seconds to get there).
+    await waitCaught(child.pid, n);
     Deno.kill(child.pid, sig);
     const r = await finish(child);
     assert.equal(r.code, 0, r.err);

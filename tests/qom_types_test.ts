@@ -21,10 +21,17 @@ function qemuIsA(name: string, want: string): boolean {
   return false;
 }
 
+/** Our own types QEMU 7.2 does not have (listed with the closest QEMU parent). */
+const EXTENSIONS = new Set(["virtio-vsock-device"]);
+
 Deno.test("every type we implement is in QEMU 7.2's list with the same parent and abstract flag", () => {
   const ours = qomListTypes(MICROVM_DEVICES, { abstract: true });
   assert.ok(ours.length > 30, `only ${ours.length} types`);
   for (const t of ours) {
+    if (EXTENSIONS.has(t.name)) {
+      assert.ok(!qemu.has(t.name) && qemu.has(t.parent!), t.name);
+      continue;
+    }
     const q = qemu.get(t.name);
     assert.ok(q, `${t.name} is not a QEMU 7.2 type`);
     assert.deepEqual({ ...t }, { ...q }, t.name);
@@ -42,7 +49,8 @@ Deno.test("qom-list-types implements= answers as QEMU's list restricted to our t
         ours.has(t.name) && (abstract || !t.abstract) && qemuIsA(t.name, want)
       )
         .map((t) => t.name).sort();
-      const got = qomListTypes(MICROVM_DEVICES, { implements: want, abstract }).map((t) => t.name).sort();
+      const got = qomListTypes(MICROVM_DEVICES, { implements: want, abstract }).map((t) => t.name)
+        .filter((n) => !EXTENSIONS.has(n)).sort();
       assert.deepEqual(got, expect, `implements=${want} abstract=${abstract}`);
     }
   }

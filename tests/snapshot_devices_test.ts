@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import "../shell/fuzz_argv.ts";
 import { StateError } from "../core/types.ts";
 import { decodeValue, encodeValue } from "../core/snapshot/codec.ts";
 import { buildFuzzMachine, FUZZ_ARGV, type FuzzMachine } from "../plugins/fuzz/machine.ts";

@@ -35,16 +35,17 @@ Deno.test("loadLinux boots the shipped vmlinux through PVH with the initrd where
   assert.deepEqual(boot.kernel, { addr: 0x1000000, end: 0x1e18000 });
   // First PT_LOAD: file offset 0x200000 → 0x1000000.
   assert.deepEqual(ram.bytes.subarray(0x1000000, 0x1000100), kernel.subarray(0x200000, 0x200100));
-  // (0x1fffffff - 1032301) & ~0xfff, the address QEMU 7.2 chose (captures: "RAMDISK: [mem 0x1ff03000-...").
-  assert.deepEqual(boot.initrd, { addr: 0x1ff03000, size: initrd.length });
-  assert.deepEqual(ram.bytes.subarray(0x1ff03000, 0x1ff03000 + initrd.length), initrd);
+  // (initrd_max 0x1fffffff - size) & ~0xfff, QEMU 7.2's rule: with the old 1032301-byte initramfs the captures
+  // show "RAMDISK: [mem 0x1feff000-..."; the current 1049524-byte one lands at 0x1feff000.
+  assert.deepEqual(boot.initrd, { addr: 0x1feff000, size: initrd.length });
+  assert.deepEqual(ram.bytes.subarray(0x1feff000, 0x1feff000 + initrd.length), initrd);
 
   const si = Number(boot.entry.regs.rbx);
   assert.equal(ram.readU32(si), 0x336ec578);
   assert.equal(cString(ram, ram.readU64(si + 24)), CMDLINE);
   assert.equal(ram.readU32(si + 12), 1);
   const mod = ram.readU64(si + 16);
-  assert.deepEqual([ram.readU64(mod), ram.readU64(mod + 8)], [0x1ff03000, initrd.length]);
+  assert.deepEqual([ram.readU64(mod), ram.readU64(mod + 8)], [0x1feff000, initrd.length]);
   const memmap = ram.readU64(si + 40);
   const n = ram.readU32(si + 48);
   const entries = Array.from({ length: n }, (_, i) => ({
@@ -67,7 +68,7 @@ Deno.test("loadLinux boots the shipped vmlinux through PVH with the initrd where
   assert.deepEqual(boot.fwCfg.setupData, kernel.subarray(0, 8192));
   assert.equal(boot.fwCfg.cmdlineSize, CMDLINE.length + 1);
   assert.equal(boot.fwCfg.cmdlineAddr, null);
-  assert.deepEqual([boot.fwCfg.initrdAddr, boot.fwCfg.initrdSize], [0x1ff03000, initrd.length]);
+  assert.deepEqual([boot.fwCfg.initrdAddr, boot.fwCfg.initrdSize], [0x1feff000, initrd.length]);
 });
 
 Deno.test("loadLinux boots the shipped bzImage through the 64-bit protocol as QEMU places it", async () => {
@@ -89,10 +90,10 @@ Deno.test("loadLinux boots the shipped bzImage through the 64-bit protocol as QE
   assert.equal(boot.entry.efer, 0x500n);
   const setup = (kernel[0x1f1] + 1) * 512;
   assert.deepEqual(ram.bytes.subarray(0x100000, 0x100000 + 4096), kernel.subarray(setup, setup + 4096));
-  assert.deepEqual(boot.initrd, { addr: 0x1ff03000, size: initrd.length });
+  assert.deepEqual(boot.initrd, { addr: 0x1feff000, size: initrd.length });
   const zp = 0x7000;
   assert.equal(ram.readU16(zp + 0x1fe), 0xaa55);
-  assert.equal(ram.readU32(zp + 0x218), 0x1ff03000);
+  assert.equal(ram.readU32(zp + 0x218), 0x1feff000);
   assert.equal(ram.readU32(zp + 0x21c), initrd.length);
   assert.equal(ram.readU32(zp + 0x228), CMDLINE_START);
   assert.equal(cString(ram, CMDLINE_START), CMDLINE);
@@ -105,7 +106,7 @@ Deno.test("loadLinux boots the shipped bzImage through the 64-bit protocol as QE
   assert.equal(boot.fwCfg.setupSize, setup);
   assert.equal(boot.fwCfg.kernelSize, kernel.length - setup);
   assert.equal(boot.fwCfg.setupData[0x210], 0xb0);
-  assert.equal(boot.kernel.end, 0x1000000 + 0x10cc000);
+  assert.equal(boot.kernel.end, 0x1000000 + 0x10d5000); // pref_address + init_size
 });
 
 Deno.test("loadLinux places the PVH initrd below 4 GiB and lists RAM above it", () => {

@@ -5,14 +5,17 @@
 import { makeHarnessBoard } from "./harness.ts";
 import { Cpu, CS, DS, ES, SS } from "./cpu.ts";
 import { Interp } from "./interp.ts";
-import type { FlatRam } from "./harness.ts";
+import type { FlatRam, HarnessOptions } from "./harness.ts";
 
 /** Code is placed here by tests. */
 export const CODE = 0x10000;
 
 /** A fresh long-mode vCPU: PML4 at 0x1000, PDPT at 0x2000 mapping the first 1 GiB with one 1 GiB page. */
-export function longModeCpu(ramBytes = 4 << 20): { c: Cpu; it: Interp; ram: FlatRam } {
-  const { board, ram } = makeHarnessBoard({ ramBytes });
+export function longModeCpu(
+  ramBytes = 4 << 20,
+  opts: Partial<HarnessOptions> = {},
+): { c: Cpu; it: Interp; ram: FlatRam } {
+  const { board, ram } = makeHarnessBoard({ ...opts, ramBytes });
   ram.writeU64(0x1000, 0x2000n | 7n);
   ram.writeU64(0x2000, 0x83n | 4n);
   const c = new Cpu(board, 0);

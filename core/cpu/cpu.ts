@@ -125,13 +125,21 @@ export class Cpu {
 
   // SSE / x87 state.
   readonly xmm = new Int32Array(64);
+  /** Upper 128 bits of YMM0-15 (AVX), same layout as xmm. */
+  readonly ymmh = new Int32Array(64);
+  /** XCR0 (XSETBV): bit 0 x87, 1 SSE, 2 AVX. */
+  xcr0 = 1;
   mxcsr = 0x1f80;
   fpuCw = 0x37f;
   fpuSw = 0;
   fpuTw = 0;
   readonly fpr = new Uint8Array(128);
+  /** x87 last-instruction pointers: FOP, FIP, FCS, FDP, FDS (x87_stack.ts). */
+  readonly fpuPtr = new Float64Array(5);
   /** Typed-array views over xmm, created by sse.ts on first use. */
   sseViews: unknown = null;
+  /** SIMD extension views and scratch (xmmops.ts XCtx), created on first use. */
+  simdCtx: unknown = null;
 
   halted = false;
   /** Waiting for SIPI (APs after INIT / at power-on). */
@@ -242,10 +250,13 @@ export class Cpu {
         0;
     this.efer = 0;
     this.xmm.fill(0);
+    this.ymmh.fill(0);
+    this.xcr0 = 1;
     this.mxcsr = 0x1f80;
     this.fpuCw = 0x37f;
     this.fpuSw = 0;
     this.fpuTw = 0;
+    this.fpuPtr.fill(0);
     this.halted = false;
     this.intShadow = false;
     this.nmiBlocked = false;
@@ -288,6 +299,27 @@ export class Cpu {
   flushTlb(): void {
     this.tlbTag.fill(NaN);
     this.invalidateFetch();
+    this.tlbGen = (this.tlbGen + 1) | 0;
+  }
+
+  // JIT write tracking (jit.ts): pages holding translated code never get write permission in the TLB.
+  /** Bumped by every TLB flush: the JIT's per-vCPU lookups and chains are only valid for one generation. */
+  tlbGen = 0;
+  /** 1 per physical page (u8 offset / 4096) holding translated code; null without a JIT. */
+  codePages: Uint8Array | null = null;
+  /** This vCPU's index in the JIT. */
+  jitIndex = 0;
+  /** Set when a store invalidated translated code: the running block exits after that instruction. */
+  smc = false;
+  /** Set by the JIT when a block stopped before an instruction it does not translate: re-enter after it. */
+  jitAfter = false;
+  /** Called for a store into a page marked in codePages (u8 offset, bytes). */
+  onCodeWrite: ((p: number, len: number) => void) | null = null;
+
+  /** Take write permission away from TLB entries mapping the page at u8 offset `base` (it now holds code). */
+  protectCodePage(base: number): void {
+    const off = this.tlbOff, perm = this.tlbPerm;
+    for (let i = 0; i < TLB_SIZE; i++) if (off[i] === base) perm[i] &= ~(P_KW | P_UW);
   }
 
   /** CPL changes need no flush: TLB entries carry user and supervisor permissions separately. */
@@ -718,6 +750,8 @@ export class Cpu {
     if (base < 0) return; // MMIO: always the slow path
     if (this.lapic && gpn === Math.floor(this.lapic.baseAddress / 4096)) return;
     if (this.phys.isReadOnly(gpn)) perm &= ~(P_KW | P_UW);
+    const cp = this.codePages;
+    if (cp !== null && cp[Math.floor(base / 4096)]) perm &= ~(P_KW | P_UW);
     if (this.dbgPages !== null) perm &= ~(this.dbgPages.get(vpn) ?? 0);
     if (this.dirty !== null && this.dirty[base >>> 12] === 0) perm &= ~(P_KW | P_UW);
     const i = vpn & TLB_MASK;
@@ -740,7 +774,10 @@ export class Cpu {
     const base = this.phys.pageBase(gpn);
     const o = pa % 4096;
     if (base >= 0 && o <= 4092) {
-      if (!this.phys.isReadOnly(gpn)) this.dv.setInt32(base + o, v, true);
+      if (!this.phys.isReadOnly(gpn)) {
+        this.codeWrite(base + o, 4);
+        this.dv.setInt32(base + o, v, true);
+      }
       if (this.dirty !== null) this.dirty[base >>> 12] = 1;
       return;
     }
@@ -784,7 +821,7 @@ export class Cpu {
     if (base >= 0) {
       if (this.phys.isReadOnly(gpn)) return;
       const p = base + o;
-      this.codeWrite(p);
+      this.codeWrite(p, sz);
       if (this.dirty !== null) this.dirty[p >>> 12] = 1;
       if (sz === 1) this.u8[p] = v;
       else if (sz === 2) this.dv.setUint16(p, v, true);
@@ -802,8 +839,13 @@ export class Cpu {
     this.brk = true;
   }
 
-  /** Hook for the block cache: a store hit RAM at u8 offset `p` through the slow path. */
-  codeWrite(_p: number): void {}
+  /** A store of `len` bytes hit RAM at u8 offset `p` outside the TLB fast path: tell the JIT if it holds code. */
+  codeWrite(p: number, len: number): void {
+    const cp = this.codePages;
+    if (cp === null) return;
+    const a = Math.floor(p / 4096), b = Math.floor((p + len - 1) / 4096);
+    if (cp[a] || cp[b]) this.onCodeWrite?.(p, len);
+  }
 
   // ---------------------------------------------------------------- linear access
 

@@ -1,7 +1,7 @@
 /**
  * The x86-64 instruction interpreter: prefix and ModRM/SIB decoding, the one-byte opcode map and the
  * integer part of the 0F map (SDM vol. 2, appendix A). System instructions live in system.ts,
- * SSE/x87 in sse.ts. One call to `step()` executes one instruction (or a slice of a REP string op).
+ * SSE in sse.ts, x87 in x87.ts, MMX in mmx.ts. One call to `step()` executes one instruction (or a slice of a REP string op).
  * @module
  */
 import { alu, ALU_CMP, div1, imul2, incdec, mul1, neg, shift, shiftDouble } from "./alu.ts";
@@ -38,7 +38,12 @@ import {
 } from "./cpu.ts";
 import * as sys from "./system.ts";
 import { execString, execStringIo } from "./string.ts";
-import { execSse, execX87 } from "./sse.ts";
+import { execSse } from "./sse.ts";
+import { execX87, fwait } from "./x87.ts";
+import { execMmx, isMmx } from "./mmx.ts";
+import { execVex, isVex } from "./vex.ts";
+import { lzTzcnt, rdpid } from "./bmi.ts";
+import { xsavec } from "./xsave.ts";
 
 const TWO32 = 4294967296;
 const TWO64 = 18446744073709551616;
@@ -963,7 +968,8 @@ export class Interp {
         }
         return;
       case 0x9b:
-        return; // WAIT/FWAIT: no pending x87 exceptions are modelled.
+        fwait(c); // WAIT/FWAIT: deliver a pending unmasked x87 exception as #MF
+        return;
       case 0x9c:
         if ((c.flags & 0x20000) && ((c.flags & F_IOPL) >> 12) < 3) c.gp(0);
         sz = this.stackSz();
@@ -1052,9 +1058,9 @@ export class Interp {
       }
       case 0xc4:
       case 0xc5:
-        if (c.long64) this.unimpl("VEX");
+        if (isVex(this)) return execVex(this, b);
         this.modrm(0);
-        if (this.isReg) this.unimpl("VEX");
+        if (this.isReg) c.ud();
         this.loadFarPtr(b === 0xc4 ? ES : DS);
         return;
       case 0xc6:
@@ -1665,6 +1671,7 @@ export class Interp {
         return;
       case 0xbc:
       case 0xbd: {
+        if (this.rep === 1 && c.cpuidModel.has(b === 0xbd ? "abm" : "bmi1")) return lzTzcnt(this, b);
         sz = this.opsz;
         this.modrm(0);
         v = this.rdE(sz);
@@ -1675,7 +1682,7 @@ export class Interp {
         let idx: number;
         if (b === 0xbc) {
           idx = zero ? width : v !== 0 ? 31 - Math.clz32(v & -v) : 32 + 31 - Math.clz32(vh & -vh);
-        } else if (this.rep === 1 && lzcntAdvertised) {
+        } else if (this.rep === 1 && c.cpuidModel.has("abm")) {
           idx = zero
             ? width
             : sz === 8
@@ -1691,7 +1698,7 @@ export class Interp {
         c.eager();
         if (this.rep === 1 && b === 0xbc) {
           // TZCNT (BMI1 advertised) writes width for zero and sets CF; with BMI1 hidden it runs as BSF.
-          if (tzcntAdvertised) {
+          if (c.cpuidModel.has("bmi1")) {
             c.setReg(sz, this.reg, idx, 0);
             c.flags = (c.flags & ~(F_CF | F_ZF)) | (zero ? F_CF : 0) | (idx === 0 ? F_ZF : 0);
             return;
@@ -1714,8 +1721,9 @@ export class Interp {
         t = this.rdG(sz);
         const s = alu(c, 0, sz, v, vh, t, c.hi);
         const sh = c.hi;
-        this.wrE(sz, s, sh);
+        // SRC ← DEST, then DEST ← sum: with one register as both, the sum wins (rdEw probed the write).
         this.wrG(sz, v, vh);
+        this.wrE(sz, s, sh);
         return;
       }
       case 0xc7:
@@ -1727,7 +1735,8 @@ export class Interp {
       case 0xa7:
         this.unimpl("0f a7");
     }
-    execSse(this, b);
+    if (this.pfx === 0 && isMmx(b)) execMmx(this, b);
+    else execSse(this, b);
   }
 
   /** BT/BTS/BTR/BTC: op 0 BT, 1 BTS, 2 BTR, 3 BTC; imm form decodes op from reg field. */
@@ -1785,6 +1794,7 @@ export class Interp {
     this.modrm(0);
     const op = this.reg & 7;
     if (this.isReg) {
+      if (op === 7 && this.rep === 1) return rdpid(this);
       if (op === 6 || op === 7) {
         // RDRAND / RDSEED
         const sz = this.opsz;
@@ -1797,6 +1807,7 @@ export class Interp {
       }
       this.unimpl("0f c7 reg");
     }
+    if (op === 4 && this.pfx === 0) return xsavec(this);
     if (op !== 1) this.unimpl(`0f c7 /${op}`);
     if (this.opsz === 8) {
       // CMPXCHG16B
@@ -1834,10 +1845,6 @@ export class Interp {
     }
   }
 }
-
-/** Whether TZCNT/LZCNT run as such (BMI1/ABM advertised) or as BSF/BSR. Kept false: qemu64-like model. */
-const tzcntAdvertised = false;
-const lzcntAdvertised = false;
 
 function bswap32(v: number): number {
   return ((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24);

@@ -4,8 +4,9 @@
  * delivers LAPIC interrupts, sleeps on HLT and yields to the JS event loop every few milliseconds.
  *
  * Files: cpu.ts (state, lazy flags, TLB/paging, memory), interp.ts (decoder + integer ISA),
- * alu.ts, string.ts, system.ts (segments, interrupts, MSRs, CRs), sse.ts (SSE2/x87/FXSAVE),
- * cpuid.ts (CPU model), translate.ts + threaded.ts (optional block translator), disasm.ts (in_asm),
+ * alu.ts, string.ts, system.ts (segments, interrupts, MSRs, CRs), sse.ts (SSE2/FXSAVE), x87.ts + x87_stack.ts +
+ * x87_mem.ts + x87_trans.ts + f80.ts (the x87 FPU, 80-bit softfloat), mmx.ts (MMX),
+ * cpuid.ts (CPU model), jit.ts + jit_gen.ts (the JIT: hot blocks compiled to JS), disasm.ts (in_asm),
  * harness.ts (stand-alone boot without devices/; tools/cpu/run_linux.ts drives it).
  *
  * @example
@@ -29,7 +30,8 @@ import {
 } from "../accel.ts";
 import { Cpu, CpuFault, CS, DS, ES, EXC_NMI, F_IF, FS, GS, LDTR, SS, TR } from "./cpu.ts";
 import { Interp } from "./interp.ts";
-import { Translator } from "./translate.ts";
+import { Jit } from "./jit.ts";
+import { formatJitInfo } from "./jit_info.ts";
 import { deliver, raise } from "./system.ts";
 import { CpuDebugger, readDebugRegisters, writeDebugRegisters } from "./debug.ts";
 import { loadCpuState, saveCpuState } from "./state.ts";
@@ -53,8 +55,13 @@ export interface SoftCpuOptions {
   logInterrupts?: boolean;
   /** Called with (vCPU, rip) about every 512 instructions: a sampling profiler hook. */
   sample?: (cpu: number, rip: number) => void;
-  /** Use the threaded-code block translator for hot 64-bit code (default false). */
-  translate?: boolean;
+  /**
+   * Compile hot 32/64-bit code to JS (jit.ts; default true). False (`-accel tcg,jit=off`) interprets
+   * every instruction: the reference behaviour. Tracing and `-d in_asm` always interpret.
+   */
+  jit?: boolean;
+  /** Visits of a branch target before the JIT compiles it (default jit.ts JIT_HOT; benchmarks, tests). */
+  jitHot?: number;
   /** Host milliseconds to run before yielding to the event loop (default 4). */
   sliceMs?: number;
   /**
@@ -80,7 +87,7 @@ export class SoftCpuAccelerator implements Accelerator {
   #board: AccelBoard | null = null;
   #cpus: Cpu[] = [];
   #interps: Interp[] = [];
-  #trs: Translator[] = [];
+  #jit: Jit | null = null;
   #stop = false;
   #running = false;
   readonly #opts: SoftCpuOptions;
@@ -97,31 +104,22 @@ export class SoftCpuAccelerator implements Accelerator {
     return this.#cpus;
   }
 
-  /** Blocks compiled by the translator (all vCPUs). */
-  get translatedBlocks(): number {
-    let n = 0;
-    for (const t of this.#trs) n += t.compiled;
-    return n;
+  /** The JIT's block cache (null before init), for `info jit` and tests. */
+  get jit(): Jit | null {
+    return this.#jit;
   }
 
-  /** Instructions retired inside translated blocks (all vCPUs). */
-  get translatedInstructions(): number {
-    let n = 0;
-    for (const t of this.#trs) n += t.executed;
-    return n;
+  /** `info jit` text. */
+  infoJit(): string {
+    const j = this.#jit;
+    if (!j) return "JIT not initialised\n";
+    return formatJitInfo(j.stats, this.icount, j.enabled);
   }
 
-  /** Blocks dropped after their code changed (all vCPUs). */
-  get invalidatedBlocks(): number {
-    let n = 0;
-    for (const t of this.#trs) n += t.invalidated;
-    return n;
-  }
-
-  /** Turn the block translator on or off for every vCPU (takes effect at the next block boundary). */
-  setTranslate(on: boolean): void {
-    this.#opts.translate = on;
-    for (const t of this.#trs) t.enabled = on && !this.#opts.trace && !this.#opts.inAsm;
+  /** Turn the JIT on or off for every vCPU (takes effect at the next block boundary). */
+  setJit(on: boolean): void {
+    this.#opts.jit = on;
+    if (this.#jit) this.#jit.enabled = on && !this.#opts.trace && !this.#opts.inAsm;
   }
 
   /** Install (or clear) the sampling profiler hook after construction (see SoftCpuOptions.sample). */
@@ -142,7 +140,12 @@ export class SoftCpuAccelerator implements Accelerator {
     board.msi = null;
     this.#cpus = [];
     this.#interps = [];
-    this.#trs = [];
+    const jit = new Jit(board.phys.u8.length, this.#opts.jitHot);
+    jit.enabled = this.#opts.jit !== false && !this.#opts.trace && !this.#opts.inAsm;
+    this.#jit = jit;
+    // Device DMA into guest RAM invalidates translated code it overwrites (core/memory.ts GuestRam.onWrite).
+    const ram = board.ram as { onWrite?: ((off: number, len: number) => void) | null };
+    if ("onWrite" in ram) ram.onWrite = (off, len) => jit.dmaWrite(off, len);
     const n = Math.max(1, board.ncpus);
     for (let i = 0; i < n; i++) {
       const c = new Cpu(board, i);
@@ -153,15 +156,13 @@ export class SoftCpuAccelerator implements Accelerator {
       if (tr) it.trace = (cc) => tr(i, cc.rip);
       this.#cpus.push(c);
       this.#interps.push(it);
-      const xl = new Translator();
-      // Off by default: on the Linux boot its gain did not beat measurement noise (see translate.ts).
-      if (this.#opts.translate !== true || this.#opts.trace) xl.enabled = false;
-      this.#trs.push(xl);
+      jit.attach(c);
     }
     this.reset(entry);
   }
 
   reset(entry: CpuEntryState): void {
+    this.#jit?.flush();
     this.#cpus.forEach((c, i) => {
       c.resetState();
       c.lapic?.reset();
@@ -220,7 +221,7 @@ export class SoftCpuAccelerator implements Accelerator {
       this.#cpus.forEach((c, i) => loadCpuState(c, scratch[i]));
       throw e;
     }
-    for (const t of this.#trs) t.clear();
+    this.#jit?.flush();
   }
 
   setDirtyLog(bits: Uint8Array | null): void {
@@ -267,7 +268,7 @@ export class SoftCpuAccelerator implements Accelerator {
           next = c.rip + d.length;
         };
       });
-      for (const t of this.#trs) t.enabled = false;
+      if (this.#jit) this.#jit.enabled = false;
     }
     const chan = new MessageChannel();
     let resolveYield: (() => void) | null = null;
@@ -364,7 +365,7 @@ export class SoftCpuAccelerator implements Accelerator {
   #runCpu(i: number, budget: number, deadline: number): number {
     const c = this.#cpus[i];
     const it = this.#interps[i];
-    const tr = this.#trs[i];
+    const jit = this.#jit!;
     const lapic = c.lapic;
     if (lapic) {
       const s = lapic.takeStartup();
@@ -404,13 +405,17 @@ export class SoftCpuAccelerator implements Accelerator {
         while (k < n) {
           // Debugging: breakpoints are checked before each instruction, so translated blocks are not run.
           if (dbg !== null && dbg.atBreakpoint(c, i)) break;
-          const m = c.atBranch && dbg === null ? tr.run(c) : 0;
+          const m = c.atBranch && dbg === null && n > 1 ? jit.run(c, n - k) : 0;
           if (m > 0) {
             c.icount += m;
             k += m;
           } else {
+            // After a block stopped before an instruction the JIT does not handle, re-enter right after it.
+            const again = c.jitAfter;
+            c.jitAfter = false;
             c.atBranch = false;
             it.step();
+            if (again) c.atBranch = true;
             k++;
           }
           if (c.brk) {

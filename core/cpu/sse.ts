@@ -1,11 +1,13 @@
 /**
  * SSE/SSE2 (the subset Linux and busybox/glibc execute: moves, integer compares/shuffles/unpacks,
- * logic, add/sub, scalar double arithmetic and conversions), the x87 control instructions the kernel
- * uses, and FXSAVE/FXRSTOR (SDM vol. 1 ch. 10-11, vol. 2).
+ * logic, add/sub, scalar double arithmetic and conversions) and FXSAVE/FXRSTOR (SDM vol. 1 ch. 10-11, vol. 2).
  * @module
  */
-import { CC_EAGER, type Cpu, CR0_EM, CR0_TS, EXC_NM, F_AF, F_CF, F_OF, F_PF, F_SF, F_ZF } from "./cpu.ts";
+import { type Cpu, CR0_EM, CR0_TS, EXC_NM } from "./cpu.ts";
 import type { Interp } from "./interp.ts";
+import { fxrstorPointers, fxsavePointers } from "./x87_stack.ts";
+import { execMap3 } from "./map0f38.ts";
+import { execSseFp } from "./ssefp.ts";
 
 const TWO32 = 4294967296;
 
@@ -24,12 +26,14 @@ interface SseViews {
   x: XmmViews;
   s: Scratch;
   t: Scratch;
+  /** The current instruction is an unaligned form (MOVUPS/MOVUPD/MOVDQU): no #GP for 16-byte operands. */
+  unal: boolean;
 }
 
 function xv(c: Cpu): SseViews {
   let v = c.sseViews as SseViews | null;
   if (!v) {
-    v = { x: new XmmViews(c.xmm), s: new Scratch(), t: new Scratch() };
+    v = { x: new XmmViews(c.xmm), s: new Scratch(), t: new Scratch(), unal: false };
     c.sseViews = v;
   }
   return v;
@@ -68,6 +72,8 @@ function loadSrc(it: Interp, s: Scratch, bytes: number): void {
     return;
   }
   const la = it.la;
+  // Legacy SSE 16-byte operands must be 16-byte aligned except in the unaligned forms (SDM vol. 1 §11.6.7).
+  if (bytes === 16 && la % 16 !== 0 && !xv(c).unal) c.gp(0);
   s.i32.fill(0);
   if (bytes === 4) s.i32[0] = c.rd32(la);
   else {
@@ -82,6 +88,7 @@ function loadSrc(it: Interp, s: Scratch, bytes: number): void {
 
 function storeMem(c: Cpu, la: number, x: Int32Array, base: number, bytes: number): void {
   if (bytes === 16) {
+    if (la % 16 !== 0 && !xv(c).unal) c.gp(0);
     // All or nothing, faulting on the first unwritable byte (CR2 = la when la's page faults).
     c.checkW(la);
     c.checkW(la + 15);
@@ -99,6 +106,7 @@ export function execSse(it: Interp, b: number): void {
   const c = it.c;
   const { x, s } = xv(c);
   const p = it.pfx;
+  if (b === 0x38 || b === 0x3a) return execMap3(it, b);
   if (b === 0x77) return; // EMMS
   if (b === 0xc3) {
     // MOVNTI
@@ -109,15 +117,16 @@ export function execSse(it: Interp, b: number): void {
     return;
   }
   checkSse(c);
+  xv(c).unal = b === 0x10 || b === 0x11 || (p === 0xf3 && (b === 0x6f || b === 0x7f));
   // Opcodes with an imm8 after ModRM.
   const immOps = b === 0x70 || b === 0x71 || b === 0x72 || b === 0x73 || b === 0xc2 || b === 0xc6 ||
     b === 0xc4 ||
     b === 0xc5 || b === 0x3a;
-  if (b === 0x38 || b === 0x3a) it.unimpl(`0f ${b.toString(16)} (SSSE3/SSE4)`);
   const mmx = p !== 0x66 && p !== 0xf2 && p !== 0xf3 && b >= 0x60 && b !== 0x7e && b !== 0x7f && b !== 0x70 &&
     b !== 0xd6 && b !== 0xc2 && b !== 0xc6 && b < 0xff;
   if (mmx && !(b === 0xe7 || b === 0xc4 || b === 0xc5)) it.unimpl(`MMX 0f ${b.toString(16)}`);
   it.modrm(immOps ? 1 : 0);
+  if (execSseFp(it, b)) return;
   const d = it.reg * 4;
   const di = it.reg;
   switch (b) {
@@ -201,46 +210,6 @@ export function execSse(it: Interp, b: number): void {
       } else storeMem(c, it.la, x.i32, d, 16);
       return;
     }
-    case 0x2a: {
-      // CVTSI2SD / CVTSI2SS
-      let v: number;
-      if (it.opsz === 8) {
-        const lo = it.rdE(8);
-        v = c.hi * TWO32 + (lo >>> 0);
-      } else v = it.rdE(4) | 0;
-      if (p === 0xf2) x.f64[di * 2] = v;
-      else if (p === 0xf3) x.f32[di * 4] = v;
-      else it.unimpl("cvtpi2ps");
-      return;
-    }
-    case 0x2c:
-    case 0x2d: {
-      loadSrc(it, s, p === 0xf2 ? 8 : 4);
-      let v = p === 0xf2 ? s.f64[0] : p === 0xf3 ? s.f32[0] : NaN;
-      if (p !== 0xf2 && p !== 0xf3) it.unimpl("cvtps2pi");
-      v = b === 0x2c ? Math.trunc(v) : roundEven(v);
-      const sz = it.opsz === 8 ? 8 : 4;
-      const lim = sz === 8 ? 9223372036854775808 : 2147483648;
-      if (!(v >= -lim && v < lim)) {
-        c.setReg(sz, it.reg, sz === 8 ? 0 : 0x80000000 | 0, sz === 8 ? 0x80000000 | 0 : 0); // integer indefinite
-      } else c.setReg(sz, it.reg, v | 0, sz === 8 ? Math.floor(v / TWO32) | 0 : 0);
-      return;
-    }
-    case 0x2e:
-    case 0x2f: {
-      const dbl = p === 0x66;
-      loadSrc(it, s, dbl ? 8 : 4);
-      const a = dbl ? x.f64[di * 2] : x.f32[di * 4];
-      const bb = dbl ? s.f64[0] : s.f32[0];
-      let f: number;
-      if (Number.isNaN(a) || Number.isNaN(bb)) f = F_ZF | F_PF | F_CF;
-      else if (a < bb) f = F_CF;
-      else if (a > bb) f = 0;
-      else f = F_ZF;
-      c.ccOp = CC_EAGER;
-      c.flags = (c.flags & ~(F_CF | F_PF | F_AF | F_ZF | F_SF | F_OF)) | f;
-      return;
-    }
     case 0x50: {
       if (!it.isReg) c.ud();
       const sr = it.rm * 4;
@@ -248,58 +217,6 @@ export function execSse(it: Interp, b: number): void {
       if (p === 0x66) m = (x.i32[sr + 1] >>> 31) | ((x.i32[sr + 3] >>> 31) << 1);
       else for (let i = 0; i < 4; i++) m |= (x.i32[sr + i] >>> 31) << i;
       c.setReg(4, it.reg, m, 0);
-      return;
-    }
-    case 0x51:
-    case 0x58:
-    case 0x59:
-    case 0x5c:
-    case 0x5d:
-    case 0x5e:
-    case 0x5f: {
-      const dbl = p === 0x66 || p === 0xf2;
-      const scalar = p === 0xf2 || p === 0xf3;
-      loadSrc(it, s, scalar ? (dbl ? 8 : 4) : 16);
-      const n = scalar ? 1 : dbl ? 2 : 4;
-      for (let i = 0; i < n; i++) {
-        const a = dbl ? x.f64[di * 2 + i] : x.f32[di * 4 + i];
-        const bb = dbl ? s.f64[i] : s.f32[i];
-        let rr: number;
-        switch (b) {
-          case 0x51:
-            rr = Math.sqrt(bb);
-            break;
-          case 0x58:
-            rr = a + bb;
-            break;
-          case 0x59:
-            rr = a * bb;
-            break;
-          case 0x5c:
-            rr = a - bb;
-            break;
-          case 0x5d:
-            rr = a < bb ? a : bb;
-            break;
-          case 0x5e:
-            rr = a / bb;
-            break;
-          default:
-            rr = a > bb ? a : bb;
-        }
-        if (dbl) x.f64[di * 2 + i] = rr;
-        else x.f32[di * 4 + i] = rr;
-      }
-      return;
-    }
-    case 0x5a: {
-      if (p === 0xf2) {
-        loadSrc(it, s, 8);
-        x.f32[di * 4] = s.f64[0];
-      } else if (p === 0xf3) {
-        loadSrc(it, s, 4);
-        x.f64[di * 2] = s.f32[0];
-      } else it.unimpl("cvtps2pd");
       return;
     }
     case 0x54:
@@ -538,27 +455,6 @@ export function execSse(it: Interp, b: number): void {
       }
       return;
     }
-    case 0xc2: {
-      const dbl = p === 0x66 || p === 0xf2;
-      const scalar = p === 0xf2 || p === 0xf3;
-      loadSrc(it, s, scalar ? (dbl ? 8 : 4) : 16);
-      const imm = c.fetch8() & 7;
-      const n = scalar ? 1 : dbl ? 2 : 4;
-      for (let i = 0; i < n; i++) {
-        const a = dbl ? x.f64[di * 2 + i] : x.f32[di * 4 + i];
-        const bb = dbl ? s.f64[i] : s.f32[i];
-        const un = Number.isNaN(a) || Number.isNaN(bb);
-        const t = [a === bb, a < bb, a <= bb, un, !(a === bb) || un, !(a < bb), !(a <= bb), !un][imm];
-        if (dbl) {
-          x.i32[d + 2 * i] = t ? -1 : 0;
-          x.i32[d + 2 * i + 1] = t ? -1 : 0;
-        } else x.i32[d + i] = t ? -1 : 0;
-      }
-      return;
-    }
-    case 0xe6:
-    case 0x5b:
-      it.unimpl(`0f ${b.toString(16)} conversion`);
   }
   if (p === 0x66 && sse2IntExtra(it, b)) return;
   it.unimpl(`0f ${b.toString(16)}${p ? " pfx " + p.toString(16) : ""}`);
@@ -693,14 +589,6 @@ function sse2IntExtra(it: Interp, b: number): boolean {
   return false;
 }
 
-function roundEven(v: number): number {
-  const f = Math.floor(v);
-  const diff = v - f;
-  if (diff > 0.5) return f + 1;
-  if (diff < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
-}
-
 /** Packed shifts: op 2 logical right, 4 arithmetic right, 6 left; 3/7 byte shifts (whole register) when bytewise. */
 function shiftXmm(x: XmmViews, r: number, esz: number, op: number, cnt: number, bytewise: boolean): void {
   const base = r * 16;
@@ -766,96 +654,6 @@ function shiftXmm(x: XmmViews, r: number, esz: number, op: number, cnt: number, 
   }
 }
 
-/** x87 escape opcodes D8-DF: only the control/status instructions Linux uses, plus FILD as a load. */
-export function execX87(it: Interp, b: number): void {
-  const c = it.c;
-  if (c.cr0 & (CR0_EM | CR0_TS)) c.fault(EXC_NM);
-  const m = c.fetch8();
-  c.ip = c.ip - 1;
-  if (m >= 0xc0) {
-    c.fetch8();
-    const op = (b << 8) | m;
-    switch (op) {
-      case 0xdbe3: // fninit
-        c.fpuCw = 0x37f;
-        c.fpuSw = 0;
-        c.fpuTw = 0;
-        return;
-      case 0xdbe2: // fnclex
-        c.fpuSw &= 0x7f00;
-        return;
-      case 0xdfe0: // fnstsw ax
-        c.r[0] = (c.r[0] & ~0xffff) | c.fpuSw;
-        return;
-      case 0xd9e8: // fld1
-      case 0xd9ee: // fldz
-        fpuPush(c);
-        return;
-      case 0xddd8: // fstp st(0)
-      case 0xddd9:
-        fpuPop(c);
-        return;
-      case 0xd9c9: // fxch
-      case 0xd9e0:
-      case 0xd9e1:
-        return;
-    }
-    it.unimpl(`x87 ${op.toString(16)}`);
-  }
-  it.modrm(0);
-  const op = it.reg & 7;
-  switch ((b << 4) | op) {
-    case 0xd97: // fnstcw
-      c.wr16(it.la, c.fpuCw);
-      return;
-    case 0xd95: // fldcw
-      c.fpuCw = c.rd16(it.la);
-      return;
-    case 0xdd7: // fnstsw m16
-      c.wr16(it.la, c.fpuSw);
-      return;
-    case 0xdf0: // fild m16
-    case 0xdb0: // fild m32
-    case 0xdf5: // fild m64
-    case 0xdd0: // fld m64
-    case 0xd90: // fld m32
-      c.rd8(it.la);
-      fpuPush(c);
-      return;
-    case 0xdb3: // fistp m32
-    case 0xdd3: // fstp m64
-    case 0xd93:
-      c.wr32(it.la, 0);
-      fpuPop(c);
-      return;
-    case 0xd96: // fnstenv
-    case 0xdd6: // fnsave
-      for (let i = 0; i < 28; i += 4) c.wr32(it.la + i, 0);
-      c.wr16(it.la, c.fpuCw);
-      c.wr16(it.la + 4, c.fpuSw);
-      c.wr16(it.la + 8, 0xffff);
-      return;
-    case 0xd94: // fldenv
-    case 0xdd4: // frstor
-      c.fpuCw = c.rd16(it.la);
-      c.fpuSw = c.rd16(it.la + 4);
-      return;
-  }
-  it.unimpl(`x87 ${b.toString(16)} /${op}`);
-}
-
-function fpuPush(c: Cpu): void {
-  const top = ((c.fpuSw >> 11) - 1) & 7;
-  c.fpuSw = (c.fpuSw & ~0x3800) | (top << 11);
-  c.fpuTw |= 1 << top;
-}
-
-function fpuPop(c: Cpu): void {
-  const top = (c.fpuSw >> 11) & 7;
-  c.fpuTw &= ~(1 << top);
-  c.fpuSw = (c.fpuSw & ~0x3800) | (((top + 1) & 7) << 11);
-}
-
 /** FXSAVE to linear `la` (512 bytes). */
 export function fxsave(it: Interp, la: number): void {
   const c = it.c;
@@ -867,9 +665,7 @@ export function fxsave(it: Interp, la: number): void {
   c.wr16(la + 2, c.fpuSw);
   c.wr8(la + 4, c.fpuTw & 0xff);
   c.wr8(la + 5, 0);
-  c.wr16(la + 6, 0);
-  c.wr64(la + 8, 0, 0);
-  c.wr64(la + 16, 0, 0);
+  fxsavePointers(it, la); // FOP, FIP/FCS, FDP/FDS (x87_stack.ts)
   c.wr32(la + 24, c.mxcsr);
   c.wr32(la + 28, 0xffff);
   for (let i = 0; i < 128; i += 4) {
@@ -889,6 +685,7 @@ export function fxrstor(it: Interp, la: number): void {
   c.fpuCw = c.rd16(la);
   c.fpuSw = c.rd16(la + 2);
   c.fpuTw = c.rd8(la + 4);
+  fxrstorPointers(it, la);
   c.mxcsr = mx;
   for (let i = 0; i < 128; i += 4) {
     const v = c.rd32(la + 32 + i);

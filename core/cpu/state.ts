@@ -26,6 +26,7 @@ export const CPU_STATE_SKIP: ReadonlySet<string> = new Set([
   "cpuidModel",
   "log",
   "sseViews",
+  "simdCtx",
   "dirty",
   "tlbTag",
   "tlbOff",
@@ -39,6 +40,13 @@ export const CPU_STATE_SKIP: ReadonlySet<string> = new Set([
   "startIp",
   "brk",
   "atBranch",
+  // JIT wiring and caches (core/cpu/jit.ts): rebuilt after a load.
+  "tlbGen",
+  "codePages",
+  "jitIndex",
+  "jitAfter",
+  "smc",
+  "onCodeWrite",
 ]);
 
 /** One vCPU's saved state: version plus named fields. */

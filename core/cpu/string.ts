@@ -92,8 +92,8 @@ function fastMovs(it: Interp, sz: number): boolean {
   const bytes = n * sz;
   // Overlapping forward copies with dst > src must replicate byte by byte semantics.
   if (dO > so && dO < so + bytes) return false;
+  c.codeWrite(dO, bytes);
   c.u8.copyWithin(dO, so, so + bytes);
-  c.codeWrite(dO);
   it.addA(6, bytes);
   it.addA(7, bytes);
   it.addA(1, -(n - 1));
@@ -127,7 +127,7 @@ function fastStos(it: Interp, sz: number): boolean {
       }
     }
   }
-  c.codeWrite(dO);
+  c.codeWrite(dO, bytes);
   it.addA(7, bytes);
   it.addA(1, -(n - 1));
   return true;

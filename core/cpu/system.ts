@@ -4,6 +4,7 @@
  * control registers, descriptor-table instructions, MSRs and group 15 (SDM vol. 3A ch. 3, 5, 6).
  * @module
  */
+import { xgetbv, xrstor, xsave, xsetbv } from "./xsave.ts";
 import { cpuid } from "./cpuid.ts";
 import {
   CC_EAGER,
@@ -787,14 +788,9 @@ function group7(it: Interp): void {
         c.flags |= F_AC;
         return;
       case 0o20: // xgetbv
-        if (r[1] !== 0) c.gp(0);
-        r[0] = 3;
-        r[2] = 0;
-        r[16] = r[18] = 0;
-        return;
+        return xgetbv(c);
       case 0o21: // xsetbv
-        if (c.cpl) c.gp(0);
-        return;
+        return xsetbv(c);
       case 0o01: // vmcall
       case 0o31: // vmmcall
         // KVM hypercall: no paravirt features are advertised beyond kvmclock: -KVM_ENOSYS.
@@ -1142,12 +1138,22 @@ export function group15(it: Interp): void {
     case 1:
       fxrstor(it, it.la);
       return;
-    case 2:
-      c.mxcsr = c.rd32(it.la) & 0xffff;
+    case 2: {
+      const mx = c.rd32(it.la); // LDMXCSR: reserved bits (31:16, beyond MXCSR_MASK 0xffff) → #GP(0)
+      if (mx & ~0xffff) c.gp(0);
+      c.mxcsr = mx;
       return;
+    }
     case 3:
       c.wr32(it.la, c.mxcsr);
       return;
+    case 4:
+      return xsave(it);
+    case 5:
+      return xrstor(it);
+    case 6:
+      if (it.pfx !== 0 || !c.cpuidModel.has("xsaveopt")) c.ud();
+      return xsave(it); // XSAVEOPT: writing every component is a valid XSAVEOPT
     case 7:
       return; // clflush
     default:

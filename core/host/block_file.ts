@@ -5,6 +5,10 @@
  * @module
  */
 import { type BlockBackend, UserError } from "../types.ts";
+import { lockImage } from "./image_lock.ts";
+
+/** QEMU-protocol locks held per open image file (released on close). */
+const imageLocks = new WeakMap<Deno.FsFile, { release(): void }>();
 
 /** Cache modes of -drive cache=… (QEMU block/file-posix + blockdev.c semantics for what matters here). */
 export type BlockCacheMode = "writeback" | "none" | "writethrough" | "directsync" | "unsafe";
@@ -164,6 +168,8 @@ export class BlockFile implements BlockBackend {
     } catch (_e: unknown) {
       // the lock goes away with the descriptor anyway
     }
+    imageLocks.get(this.#file)?.release();
+    imageLocks.delete(this.#file);
     this.#file.close();
   }
 }
@@ -231,5 +237,13 @@ export function openBlockFile(path: string, o: BlockFileOptions = {}): BlockFile
       );
     }
   }
+  // QEMU's own protocol (OFD byte locks) as well, so that QEMU and microvm.ts see each other.
+  const ofd = lockImage(path, writable);
+  if (ofd && "conflict" in ofd) {
+    file.unlockSync();
+    file.close();
+    throw new UserError(`${ofd.conflict}: is another process using the image [${path}]?`);
+  }
+  if (ofd) imageLocks.set(file, ofd);
   return new BlockFile(path, file, size, { ...o, readOnly: o.readOnly ?? false });
 }

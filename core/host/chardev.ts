@@ -782,9 +782,17 @@ function removeStaleSocket(path: string): void {
   }
 }
 
+/**
+ * Write everything, or drop it on a host write error (a closed pipe, a full disk): QEMU's chardevs drop
+ * output they cannot write and the VM goes on.
+ */
 function writeAllSync(w: { writeSync(p: Uint8Array): number }, data: Uint8Array): void {
   let off = 0;
-  while (off < data.length) off += w.writeSync(data.subarray(off));
+  try {
+    while (off < data.length) off += w.writeSync(data.subarray(off));
+  } catch {
+    // dropped, as QEMU does
+  }
 }
 
 function closeQuietly(c: { close(): void } | null): void {

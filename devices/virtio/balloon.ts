@@ -343,7 +343,18 @@ export class VirtioBalloon implements VirtioDevice {
     if (done > 0) ctx.notify(q);
   }
 
-  statusChanged(): void {}
+  /**
+   * Linux queues its first stats buffer (and may queue pages) before it sets DRIVER_OK; QEMU handles a kick
+   * whatever the status, so whatever was kicked early is taken once the driver is ready.
+   */
+  statusChanged(): void {
+    const ctx = this.#ctx;
+    if (ctx === null || !ctx.driverOk) return;
+    this.queueNotify(0);
+    this.queueNotify(1);
+    if (this.#statsElem === null) this.queueNotify(2);
+    if (this.#reportingQueue >= 0) this.queueNotify(this.#reportingQueue);
+  }
 
   reset(): void {
     this.#actual = 0;

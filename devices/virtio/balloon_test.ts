@@ -87,3 +87,21 @@ Deno.test("VirtioBalloon: free-page-reporting releases the reported ranges", () 
   assert.equal(b.reports, 1);
   assert.deepEqual([...mem.read(0x300000, 3)!], [0, 0, 0]);
 });
+
+Deno.test("VirtioBalloon takes a stats buffer kicked before DRIVER_OK once the driver is ready (Linux probe order)", () => {
+  const mem = new FakeMemory(RAM);
+  const t = new VirtioMmio({ id: "virtio-mmio@feb00e00", irq: new RecordingIrq(), mem, forceLegacy: true });
+  const b = new VirtioBalloon({ id: "balloon0", ram: mem, clock: new ManualClock() });
+  t.plug(b);
+  const d = new TestDriver(t, mem);
+  // Rings and a stats buffer before DRIVER_OK, as virtballoon_probe does.
+  for (const st of [0, 1, 3]) d.w(0x70, st); // reset, ACKNOWLEDGE, DRIVER (no DRIVER_OK yet)
+  for (const q of [0, 1, 2]) d.setupQueue(q, 16);
+  mem.writeU16(0xa0000, 5);
+  mem.writeU64(0xa0002, 12345);
+  d.addChain(2, [{ addr: 0xa0000, len: 10 }]);
+  d.kick(2);
+  assert.equal(b.guestStats().stats["stat-total-memory"], -1);
+  d.w(0x70, 0x7); // Status: ACKNOWLEDGE | DRIVER | DRIVER_OK
+  assert.equal(b.guestStats().stats["stat-total-memory"], 12345);
+});

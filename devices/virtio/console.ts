@@ -181,7 +181,7 @@ export class VirtioSerial implements VirtioDevice {
     this.#common = virtioCommon(o);
     this.maxPorts = o.maxPorts ?? 31;
     if (!Number.isInteger(this.maxPorts) || this.maxPorts < 1 || this.maxPorts > 511) {
-      throw new UserError(`maximum ports supported: 511 (max_ports=${this.maxPorts})`);
+      throw new UserError("maximum ports supported: 511");
     }
     this.#emergencyWrite = o.emergencyWrite ?? true;
     const sizes: number[] = [PORT_QUEUE_SIZE, PORT_QUEUE_SIZE, CTRL_QUEUE_SIZE, CTRL_QUEUE_SIZE];

@@ -6,6 +6,7 @@
 import { Prng } from "../_prng.ts";
 import type { Op } from "./input.ts";
 import { buildFuzzMachine, type Finding, FUZZ_ARGV, type FuzzMachine, resetFuzzMachine } from "./machine.ts";
+import { type FuzzSnapshot, restoreFuzzSnapshot, takeFuzzSnapshot } from "./snapshot.ts";
 import { findingKey, runOps } from "./exec.ts";
 import { devicesById, stateFeature, V8Coverage } from "./coverage.ts";
 import { OpGen, selectTargets, type Target } from "./gen.ts";
@@ -41,6 +42,8 @@ export interface FuzzOptions {
   minimize?: boolean;
   /** A new machine per input instead of a reset one (slower; default false). */
   fresh?: boolean;
+  /** How the reused machine is reset between inputs: from an in-memory snapshot (default) or by system_reset. */
+  reset?: "snapshot" | "system";
   /** Called on each new machine (tests add deliberately buggy regions). */
   prepare?: (fm: FuzzMachine) => void;
 }
@@ -111,14 +114,18 @@ export class Fuzzer {
   }
 
   #pool: FuzzMachine | null = null;
+  #snap: FuzzSnapshot | null = null;
 
   #build(): FuzzMachine {
     if (this.#o.fresh || this.#pool === null) {
       this.#pool = buildFuzzMachine(this.#o.argv ?? FUZZ_ARGV);
       this.#o.prepare?.(this.#pool);
+      // Every later input starts from this snapshot (only what an input changed is put back).
+      if (!this.#o.fresh && this.#o.reset !== "system") this.#snap = takeFuzzSnapshot(this.#pool);
       return this.#pool;
     }
-    resetFuzzMachine(this.#pool);
+    if (this.#snap) restoreFuzzSnapshot(this.#pool, this.#snap);
+    else resetFuzzMachine(this.#pool);
     return this.#pool;
   }
 

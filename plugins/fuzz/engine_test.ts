@@ -44,7 +44,8 @@ Deno.test("Fuzzer finds a device exception and minimizes it to the two ops that 
   assert.equal(f.finding.device, "buggy0");
   assert.match(f.finding.message, /^write I\/O 0x80 size 1: RangeError: index out of range/);
   assert.equal(f.ops.length, 2);
-  assert.deepEqual(f.ops[0], { op: "out", size: 1, addr: 0x80, value: 1 });
+  // Any width arms it (the region takes 1..4 bytes); which one depends on the path the seed takes.
+  assert.deepEqual({ ...f.ops[0], size: 1 }, { op: "out", size: 1, addr: 0x80, value: 1 });
   assert.equal(f.ops[1].op === "out" && (f.ops[1].value & 0xff), 0xff);
 });
 

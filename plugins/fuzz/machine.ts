@@ -69,7 +69,30 @@ export class MemDisk implements BlockBackend {
   write(offset: number, src: Uint8Array): boolean {
     if (!(offset >= 0) || offset + src.length > this.data.length) return false;
     this.data.set(src, offset);
+    this.#written(offset, src.length);
     return true;
+  }
+  /** Written byte range since trackWrites/restoreFrom ([lo, hi); lo > hi: none), or null when not tracking. */
+  #lo = 0;
+  #hi = -1;
+  #tracking = false;
+  #written(offset: number, len: number): void {
+    if (!this.#tracking) return;
+    if (offset < this.#lo || this.#lo > this.#hi) this.#lo = offset;
+    if (offset + len > this.#hi) this.#hi = offset + len;
+  }
+  /** Start recording the written range (fuzzer snapshots). */
+  trackWrites(): void {
+    this.#tracking = true;
+    this.#lo = 1;
+    this.#hi = 0;
+  }
+  /** Put back the bytes written since tracking started or the last restore, from `snap`. */
+  restoreFrom(snap: Uint8Array): void {
+    if (!this.#tracking) this.data.set(snap);
+    else if (this.#lo < this.#hi) this.data.set(snap.subarray(this.#lo, this.#hi), this.#lo);
+    this.#lo = 1;
+    this.#hi = 0;
   }
   flush(): boolean {
     return true;
@@ -77,6 +100,7 @@ export class MemDisk implements BlockBackend {
   discard(offset: number, length: number): boolean {
     if (!(offset >= 0) || offset + length > this.data.length) return false;
     this.data.fill(0, offset, offset + length);
+    this.#written(offset, length);
     return true;
   }
   writeZeroes(offset: number, length: number): boolean {

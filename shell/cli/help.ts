@@ -151,8 +151,9 @@ Standard options:
                  isa-serial=on|off, auto-kernel-cmdline=on|off, acpi=on|off|auto,
                  accel=kvm|tcg|qtest[:...], kernel-irqchip=on|off|split
 -M               same as -machine
--accel [accel=]kvm|tcg|qtest[,kernel-irqchip=on|off|split][,thread=single|multi][,tb-size=n]
-                 select accelerator; repeat (or use kvm:tcg) for a fallback list
+-accel [accel=]kvm|tcg|qtest[,kernel-irqchip=on|off|split][,thread=single|multi][,tb-size=n][,jit=on|off]
+                 select accelerator; repeat (or use kvm:tcg) for a fallback list;
+                 tcg,jit=off interprets every instruction (the reference CPU; default jit=on)
 -enable-kvm      same as -accel kvm
 -cpu model[,+feat|-feat|feat=on|off]
                  select CPU (host, max, qemu64, kvm64, base; -cpu help lists them)

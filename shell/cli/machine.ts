@@ -35,6 +35,7 @@ import {
   SMP_KEYS,
 } from "./common.ts";
 import { CPU_MODELS, LOG_ITEMS, logUsage } from "./help.ts";
+import { cpuFlagError } from "../../core/cpu/cpuid.ts";
 
 /** -d ITEMS → log config (qemu_str_to_log_mask). */
 export function applyLogMask(cfg: VmConfig, mask: string): void {
@@ -359,6 +360,11 @@ export function applyAccelProp(ac: AccelConfig, key: string, value: string): voi
       ac.thread = value;
       return;
     }
+    if (key === "jit") {
+      // Our extension: jit=off runs the reference interpreter only (core/cpu/jit.ts).
+      ac.jit = parseBool(key, value);
+      return;
+    }
     if (key === "tb-size") {
       const r = parseU64(value);
       if (!r.ok) throw new CliError("Parameter 'tb-size' expects uint64");
@@ -433,4 +439,6 @@ export function applyCpu(p: Pending): void {
     if (b !== null) cpu.features.push({ name, on: b });
     else cpu.props[name] = value;
   }
+  const bad = cpuFlagError(model, cpu.features);
+  if (bad !== null) throw new CliError(bad);
 }

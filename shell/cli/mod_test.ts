@@ -772,6 +772,10 @@ const BAD: [string[], string][] = [
   ],
   // -cpu
   [["-cpu", "pentium9"], "unable to find CPU model 'pentium9'"],
+  [
+    ["-cpu", "max,+bogus"],
+    "can't apply global max-x86_64-cpu.bogus=on: Property 'max-x86_64-cpu.bogus' not found",
+  ],
   // kernel options
   [["-append", "console=ttyS0"], "-append only allowed with -kernel option"],
   [["-initrd", "initrd.img"], "-initrd only allowed with -kernel option"],

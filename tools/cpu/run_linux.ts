@@ -64,7 +64,7 @@ let ri = 0;
 const accel = new SoftCpuAccelerator({
   log: (m) => console.error(`[cpu] ${m}`),
   logInterrupts: Deno.env.get("CPU_LOG_INT") === "1",
-  translate: Deno.env.get("CPU_JIT") === "1",
+  jit: Deno.env.get("CPU_JIT") !== "0",
   sample: (_cpu, rip) => {
     if (sampler) samples.push(rip);
     if (stopAt && accel.cpus[0].icount >= stopAt) accel.requestStop();
@@ -94,9 +94,7 @@ console.error(
     (n / dt / 1e6).toFixed(1)
   } MIPS`,
 );
-console.error(
-  `[cpu] translated blocks: ${accel.translatedBlocks}, invalidated ${accel.invalidatedBlocks}, ${accel.translatedInstructions} instructions in blocks`,
-);
+console.error(`[cpu] ${accel.infoJit().trimEnd().replaceAll("\n", "\n[cpu] ")}`);
 const r = accel.registers(0);
 console.error(
   `[cpu] rip=${r.gpr.rip.toString(16)} rsp=${r.gpr.rsp.toString(16)} cr0=${r.cr.cr0.toString(16)} cr3=${

@@ -23,7 +23,7 @@
  */
 import { Cpu, CpuFault, CS, DS, ES, FS, GS, LDTR, SS, TR } from "../../core/cpu/cpu.ts";
 import { Interp } from "../../core/cpu/interp.ts";
-import { Translator } from "../../core/cpu/translate.ts";
+import { attachJit, type Jit } from "../../core/cpu/jit.ts";
 import { deliver, raise } from "../../core/cpu/system.ts";
 import { makeHarnessBoard } from "../../core/cpu/harness.ts";
 import type { AccelBoard } from "../../core/accel.ts";
@@ -61,7 +61,7 @@ export interface LockstepOptions {
 export class OurCpu {
   readonly c: Cpu;
   readonly it: Interp;
-  readonly tr: Translator;
+  readonly tr: Jit;
   readonly ram: Uint8Array;
   /** Set when the current instruction read a port or MMIO. */
   touched = false;
@@ -91,7 +91,7 @@ export class OurCpu {
     this.ram.set(ramImage.subarray(0, Math.min(ramImage.length, this.ram.length)));
     this.c = new Cpu(wrapped, 0);
     this.it = new Interp(this.c);
-    this.tr = new Translator(2);
+    this.tr = attachJit(this.c, 2);
   }
 
   /** Load registers, segments, tables and control registers from a full record. */
@@ -173,7 +173,7 @@ export class OurCpu {
     try {
       if (useTranslator && c.atBranch) {
         // As the run loop (mod.ts #runCpu) does: blocks only at branch targets, icount added by the caller.
-        const m = this.tr.run(c);
+        const m = this.tr.run(c, 1);
         if (m > 0) {
           c.icount += m;
           return m;

@@ -14,7 +14,7 @@ import { GPR_NAMES } from "../../core/accel.ts";
 import { Cpu, CpuFault } from "../../core/cpu/cpu.ts";
 import { CS, DS, ES, FS, GS, SS } from "../../core/cpu/cpu.ts";
 import { Interp } from "../../core/cpu/interp.ts";
-import { Translator } from "../../core/cpu/translate.ts";
+import { attachJit, type Jit } from "../../core/cpu/jit.ts";
 import { makeHarnessBoard } from "../../core/cpu/harness.ts";
 import type { FlatRam } from "../../core/cpu/harness.ts";
 import { ARITH, DF, drawSequence, GROUPS, Rng, undefinedAfter, type Unit, validSequence } from "./isa_gen.ts";
@@ -170,7 +170,8 @@ export const SPLIT_PHYS = 0x280000;
 
 /** Build a long-mode vCPU on the harness board (PML4 0x1000, 1 GiB page at 0). */
 export function makeSoftCpu(opts: { splitCode?: boolean } = {}): SoftCpu {
-  const { board, ram } = makeHarnessBoard({ ramBytes: 4 << 20 });
+  // "max": every implemented extension is enabled (as the host has them).
+  const { board, ram } = makeHarnessBoard({ ramBytes: 4 << 20, cpuModel: "max" });
   ram.writeU64(0x1000, 0x2000n | 7n);
   ram.writeU64(0x2000, 0x83n | 4n);
   if (opts.splitCode) {
@@ -199,7 +200,7 @@ export function makeSoftCpu(opts: { splitCode?: boolean } = {}): SoftCpu {
 }
 
 /** Run one case on the software CPU; `tr` non-null uses the block translator. */
-export function runSoft(s: SoftCpu, fc: FuzzCase, tr: Translator | null): MachineState {
+export function runSoft(s: SoftCpu, fc: FuzzCase, tr: Jit | null): MachineState {
   const { c, it, ram } = s;
   const code = concat(fc.bytes);
   const at = CODE + (fc.codeOff ?? 0);
@@ -223,6 +224,10 @@ export function runSoft(s: SoftCpu, fc: FuzzCase, tr: Translator | null): Machin
   });
   const xdv = new DataView(fc.init.xmm.buffer, fc.init.xmm.byteOffset, 256);
   for (let i = 0; i < 64; i++) c.xmm[i] = xdv.getInt32(i * 4, true);
+  c.ymmh.fill(0);
+  c.cr4 |= 0x40000; // OSXSAVE, and XCR0 with AVX state, as Linux sets them up
+  c.xcr0 = 7;
+  c.mxcsr = 0x1f80;
   c.setFlags(fc.init.flags);
   c.rip = at;
   c.halted = false;
@@ -231,7 +236,7 @@ export function runSoft(s: SoftCpu, fc: FuzzCase, tr: Translator | null): Machin
   let fault = -1;
   try {
     for (let n = 0; n < 20000 && !c.halted; n++) {
-      const m = tr ? tr.run(c) : 0;
+      const m = tr ? tr.run(c, 1) : 0;
       if (m === 0) it.step();
     }
     if (!c.halted) fault = 99;
@@ -299,9 +304,19 @@ function xhex(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).reverse().join("");
 }
 
+const jits = new WeakMap<SoftCpu, Jit>();
+
+/** The JIT of `s` (translating on first visit), emptied: every case rewrites the code page behind its back. */
+function caseJit(s: SoftCpu): Jit {
+  let j = jits.get(s);
+  if (!j) jits.set(s, j = attachJit(s.c, 1));
+  j.flush();
+  return j;
+}
+
 /** Compare one case in one mode; returns the list of differences. */
 export function checkCase(fc: FuzzCase, host: MachineState, s: SoftCpu, xlat: boolean): string[] {
-  const got = runSoft(s, fc, xlat ? new Translator(1) : null);
+  const got = runSoft(s, fc, xlat ? caseJit(s) : null);
   return compareStates(host, got, undefinedAfter(fc.units));
 }
 
@@ -364,21 +379,28 @@ function arg(name: string, def: string): string {
   return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : def;
 }
 
-async function main(): Promise<void> {
-  const seed = Number(arg("seed", String(Date.now() % 1000000)));
-  const ncases = Number(arg("cases", "2000"));
-  const len = Number(arg("len", "4"));
-  const groups = arg("groups", "").split(",").filter(Boolean);
-  const mode = arg("mode", "both");
-  const maxReport = Number(arg("max-report", "10"));
-  const straddle = Deno.args.includes("--straddle");
+/** Options of runFuzz. */
+export interface FuzzOptions {
+  seed: number;
+  ncases: number;
+  len: number;
+  groups: string[];
+  mode: string;
+  maxReport: number;
+  straddle: boolean;
+}
+
+/** One fuzz run: returns the report lines and the number of mismatching cases. */
+export async function runFuzz(o: FuzzOptions): Promise<{ lines: string[]; mismatches: number }> {
+  const { seed, ncases, len, groups, mode, maxReport, straddle } = o;
+  const out: string[] = [];
   for (const g of groups) {
     if (!GROUPS.some(([n]) => n === g)) throw new Error(`Unknown group "${g}": ${GROUPS.map((x) => x[0])}`);
   }
   const dir = await Deno.makeTempDir({ prefix: "isa_fuzz" });
   const exe = await buildHarness(dir);
   const r = new Rng(seed);
-  console.log(`isa_fuzz seed ${seed}, ${ncases} cases of ${len} units, mode ${mode}`);
+  out.push(`isa_fuzz seed ${seed}, ${ncases} cases of ${len} units, mode ${mode}`);
   const s = makeSoftCpu({ splitCode: straddle });
   const seen = new Set<string>();
   const unimpl = new Map<string, string>();
@@ -414,19 +436,33 @@ async function main(): Promise<void> {
         const key = `${m}:${shape}:${f.diffs.map((d) => d.split(":")[0].replace(/\d+/g, "")).join(",")}`;
         if (seen.has(key)) break;
         seen.add(key);
-        if (reported++ < maxReport) console.log(describe(f));
+        if (reported++ < maxReport) out.push(describe(f));
         break;
       }
     }
   }
   if (unimpl.size) {
-    console.log(`#UD on ours, fine on host (${unimpl.size}):`);
-    for (const [k, v] of unimpl) console.log(`  ${k.padEnd(12)} e.g. ${v}`);
+    out.push(`#UD on ours, fine on host (${unimpl.size}):`);
+    for (const [k, v] of unimpl) out.push(`  ${k.padEnd(12)} e.g. ${v}`);
   }
-  console.log(
+  out.push(
     `done: ${mismatches} mismatching cases, ${seen.size} distinct + ${unimpl.size} #UD (seed ${seed})`,
   );
   await Deno.remove(dir, { recursive: true });
+  return { lines: out, mismatches };
+}
+
+async function main(): Promise<void> {
+  const { lines } = await runFuzz({
+    seed: Number(arg("seed", String(Date.now() % 1000000))),
+    ncases: Number(arg("cases", "2000")),
+    len: Number(arg("len", "4")),
+    groups: arg("groups", "").split(",").filter(Boolean),
+    mode: arg("mode", "both"),
+    maxReport: Number(arg("max-report", "10")),
+    straddle: Deno.args.includes("--straddle"),
+  });
+  console.log(lines.join("\n"));
 }
 
 if (import.meta.main) await main();

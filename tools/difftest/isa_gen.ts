@@ -622,6 +622,239 @@ const FXSAVE: Gen = (r) => {
   );
 };
 
+/** BMI1/BMI2/ABM/ADX/MOVBE/POPCNT (VEX-encoded GPR instructions among them). */
+const BMI: Gen = (r) => {
+  const w = r.pick([4, 8]);
+  const a = reg(r, w), b = reg(r, w), c = reg(r, w);
+  const src = r.int(3) ? c : mem(r, w);
+  switch (r.int(9)) {
+    case 0:
+      return u("bmi", `andn ${a}, ${b}, ${src}`, 0, CF | ZF | SF | OF, AF | PF);
+    case 1:
+      return u("bmi", `bextr ${a}, ${src}, ${b}`, 0, CF | ZF | OF, AF | PF | SF);
+    case 2:
+      return u("bmi", `${r.pick(["blsi", "blsmsk", "blsr"])} ${a}, ${src}`, 0, CF | ZF | SF | OF, AF | PF);
+    case 3:
+      return u("bmi", `bzhi ${a}, ${src}, ${b}`, 0, CF | ZF | SF | OF, AF | PF);
+    case 4:
+      return u("bmi", `${r.pick(["pdep", "pext", "mulx"])} ${a}, ${b}, ${src}`, 0, 0, 0);
+    case 5:
+      return u("bmi", `${r.pick(["sarx", "shlx", "shrx"])} ${a}, ${src}, ${b}`, 0, 0, 0);
+    case 6:
+      return u("bmi", `rorx ${a}, ${src}, ${r.int(64)}`, 0, 0, 0);
+    case 7: {
+      const op = r.pick(["adcx", "adox"]);
+      return u("bmi", `${op} ${a}, ${src}`, op === "adcx" ? CF : OF, op === "adcx" ? CF : OF, 0);
+    }
+    default: {
+      const s2 = r.pick([2, 4, 8]);
+      const op = r.pick(["lzcnt", "tzcnt", "popcnt", "movbe"]);
+      if (op === "movbe") {
+        return u(
+          "bmi",
+          r.int(2) ? `movbe ${reg(r, s2)}, ${mem(r, s2)}` : `movbe ${mem(r, s2)}, ${reg(r, s2)}`,
+          0,
+          0,
+          0,
+        );
+      }
+      const d = reg(r, s2), sr = r.int(2) ? reg(r, s2) : mem(r, s2);
+      if (op === "popcnt") return u("bmi", `popcnt ${d}, ${sr}`, 0, ARITH, 0);
+      return u("bmi", `${op} ${d}, ${sr}`, 0, CF | ZF, OF | SF | PF | AF);
+    }
+  }
+};
+
+/** SSE3/SSSE3/SSE4.1/SSE4.2 register forms (aligned memory forms for the packed ones). */
+const SSE4: Gen = (r) => {
+  const a = xr(r), b = r.int(3) ? xr(r) : mem(r, 16, 16);
+  switch (r.int(6)) {
+    case 0:
+      return u(
+        "sse4",
+        `${
+          r.pick([
+            "pshufb",
+            "phaddw",
+            "phaddd",
+            "phaddsw",
+            "pmaddubsw",
+            "phsubw",
+            "phsubd",
+            "phsubsw",
+            "psignb",
+            "psignw",
+            "psignd",
+            "pmulhrsw",
+            "pabsb",
+            "pabsw",
+            "pabsd",
+          ])
+        } ${a}, ${b}`,
+        0,
+        0,
+        0,
+      );
+    case 1:
+      return u(
+        "sse4",
+        `${
+          r.pick([
+            "pmuldq",
+            "pcmpeqq",
+            "packusdw",
+            "pminsb",
+            "pminsd",
+            "pminuw",
+            "pminud",
+            "pmaxsb",
+            "pmaxsd",
+            "pmaxuw",
+            "pmaxud",
+            "pmulld",
+            "phminposuw",
+            "pcmpgtq",
+          ])
+        } ${a}, ${b}`,
+        0,
+        0,
+        0,
+      );
+    case 2:
+      return u("sse4", `${r.pick(["palignr", "pblendw", "mpsadbw"])} ${a}, ${b}, ${r.int(256)}`, 0, 0, 0);
+    case 3:
+      return u("sse4", `ptest ${a}, ${b}`, 0, ARITH, 0);
+    case 4:
+      return u("sse4", `${r.pick(["pcmpistri", "pcmpestri"])} ${a}, ${b}, ${r.int(128)}`, 0, ARITH, 0);
+    default:
+      return u(
+        "sse4",
+        `${
+          r.pick(["pextrd", "pinsrd"]) === "pextrd"
+            ? `pextrd ${reg(r, 4)}, ${a}`
+            : `pinsrd ${a}, ${reg(r, 4)}`
+        }, ${r.int(4)}`,
+        0,
+        0,
+        0,
+      );
+  }
+};
+
+function yr(r: Rng): string {
+  return `ymm${r.int(16)}`;
+}
+
+/** AVX/AVX2/FMA/F16C: VEX.128 and VEX.256 forms (upper halves reach the compared XMM state via lane moves). */
+const AVX: Gen = (r) => {
+  const y = r.int(2) === 1;
+  const R = y ? yr : xr;
+  const m = (
+    n: number,
+  ) => (r.int(3) ? R(r) : mem(r, n === 32 ? 16 : n, 1).replace("XMMWORD", n === 32 ? "YMMWORD" : "XMMWORD"));
+  switch (r.int(8)) {
+    case 0:
+      return u(
+        "avx",
+        `${
+          r.pick([
+            "vpaddd",
+            "vpsubb",
+            "vpaddusw",
+            "vpminub",
+            "vpmaxsd",
+            "vpcmpeqb",
+            "vpcmpgtq",
+            "vpshufb",
+            "vpunpcklbw",
+            "vpackssdw",
+            "vpmulld",
+            "vpmaddubsw",
+            "vpsadbw",
+            "vpavgw",
+            "vpand",
+            "vpxor",
+            "vpsllvd",
+            "vpsrlvq",
+            "vphaddd",
+            "vpsignw",
+            "vpmulhrsw",
+          ])
+        } ${R(r)}, ${R(r)}, ${m(y ? 32 : 16)}`,
+        0,
+        0,
+        0,
+      );
+    case 1:
+      return u(
+        "avx",
+        `${
+          r.pick([
+            "vaddps",
+            "vmulpd",
+            "vsubps",
+            "vdivpd",
+            "vminps",
+            "vmaxpd",
+            "vaddsubps",
+            "vhaddpd",
+            "vandnps",
+            "vxorpd",
+            "vunpckhps",
+          ])
+        } ${R(r)}, ${R(r)}, ${R(r)}`,
+        0,
+        0,
+        0,
+      );
+    case 2:
+      return u(
+        "avx",
+        `${r.pick(["vfmadd132ps", "vfmadd213pd", "vfmadd231ps", "vfnmsub231pd", "vfmsubadd132ps"])} ${
+          R(r)
+        }, ${R(r)}, ${R(r)}`,
+        0,
+        0,
+        0,
+      );
+    case 3:
+      return u(
+        "avx",
+        `${r.pick(["vaddsd", "vmulss", "vsqrtsd", "vfmadd231sd", "vminss"])} ${xr(r)}, ${xr(r)}, ${xr(r)}`,
+        0,
+        0,
+        0,
+      );
+    case 4:
+      return u(
+        "avx",
+        `${r.pick(["vpshufd", "vpermilps", "vpshufhw"])} ${R(r)}, ${R(r)}, ${r.int(256)}`,
+        0,
+        0,
+        0,
+      );
+    case 5:
+      return u(
+        "avx",
+        r.pick([
+          `vperm2i128 ymm${r.int(16)}, ${yr(r)}, ${yr(r)}, ${r.int(256) & 0x3b}`,
+          `vextracti128 ${xr(r)}, ${yr(r)}, ${r.int(2)}`,
+          `vinserti128 ${yr(r)}, ${yr(r)}, ${xr(r)}, ${r.int(2)}`,
+          `vpermq ${yr(r)}, ${yr(r)}, ${r.int(256)}`,
+          `vpbroadcastd ${R(r)}, ${xr(r)}`,
+          "vzeroupper",
+        ]),
+        0,
+        0,
+        0,
+      );
+    case 6:
+      return u("avx", `${r.pick(["vptest", "vtestps"])} ${R(r)}, ${R(r)}`, 0, ARITH, 0);
+    default:
+      return u("avx", `${r.pick(["vcvtps2ph"])} ${xr(r)}, ${R(r)}, ${r.int(8)}`, 0, 0, 0);
+  }
+};
+
 /** The generator table: group name, weight, generator. */
 export const GROUPS: ReadonlyArray<[string, number, Gen]> = [
   ["alu", 10, ALU],
@@ -638,6 +871,9 @@ export const GROUPS: ReadonlyArray<[string, number, Gen]> = [
   ["sse", 8, SSE],
   ["ssefp", 2, SSE_FP],
   ["fxsave", 1, FXSAVE],
+  ["bmi", 4, BMI],
+  ["sse4", 4, SSE4],
+  ["avx", 4, AVX],
 ];
 
 /** Draw one unit from the enabled groups (all when `only` is empty). */

@@ -4,7 +4,7 @@
  * `deno run -A tools/difftest/repro_page_cross.ts` (prints PASS/FAIL for the interpreter and the translator).
  * @module
  */
-import { Translator } from "../../core/cpu/translate.ts";
+import { attachJit } from "../../core/cpu/jit.ts";
 import { makeSoftCpu } from "./isa_fuzz.ts";
 
 /** Outcome of one run: rax at the end and the rip where it stopped. */
@@ -43,11 +43,11 @@ export function runPageCross(translate: boolean, straddle: boolean): PageCrossRe
   ram.write(0x280000, new Uint8Array([...first.slice(k), ...virtNext]));
   // Physical page 0x201000 (not mapped at virtual 0x201000): decoy bytes.
   ram.write(0x201000, new Uint8Array([...first.slice(k), ...physNext]));
-  const tr = translate ? new Translator(1) : null;
+  const tr = translate ? attachJit(c, 1) : null;
   c.rip = 0x200100;
   c.atBranch = true;
   for (let n = 0; n < 100 && !c.halted; n++) {
-    const m = tr && c.atBranch ? tr.run(c) : 0;
+    const m = tr && c.atBranch ? tr.run(c, 1) : 0;
     if (m === 0) {
       c.atBranch = false;
       it.step();

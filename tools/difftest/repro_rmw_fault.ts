@@ -4,7 +4,7 @@
  * @module
  */
 import { CpuFault } from "../../core/cpu/cpu.ts";
-import { Translator } from "../../core/cpu/translate.ts";
+import { attachJit } from "../../core/cpu/jit.ts";
 import { makeSoftCpu } from "./isa_fuzz.ts";
 
 /** Instruction bytes (operating on [rbx]) and a name. */
@@ -39,7 +39,7 @@ export function runRmwFault(code: number[], flags = 0x247, translate = false): [
     if (translate) {
       c.rd8(0x200000); // put the code page in the TLB: the translator does not walk page tables itself
       // A block must fault, not retire; forms the translator declines (run() === 0) go to the interpreter.
-      if (new Translator(1).run(c) === 0) it.step();
+      if (attachJit(c, 1).run(c, 1) === 0) it.step();
       else vec = -2;
     } else it.step();
   } catch (e) {
