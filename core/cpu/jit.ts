@@ -19,6 +19,10 @@
  * - A page mapped at two linear addresses gets a block per address (rip constants are absolute).
  * - Blocks are superblocks: a not-taken Jcc falls through inside the block (side exit when taken), and a
  *   direct JMP/CALL into the same page is followed (jit_gen.ts).
+ * - Instructions the generator does not emit inline (REP string ops, BT*, CMPXCHG, SSE, port I/O, ...) are run
+ *   by the interpreter from inside the block (jit_interp.ts); control transfers and mode changes end it.
+ * - A block whose branch goes back to its own first instruction loops inside its function while the run
+ *   budget lasts (locals T: instructions retired by earlier passes, B: the budget).
  * - Cold code stays in the interpreter: a rip is translated after JIT_HOT visits at a branch target
  *   (compiling one block costs 0.3-1.5 ms of V8 parse/compile on this host: see bench/results.md).
  * - The cache is bounded: past MAX_BLOCKS everything is dropped and rebuilt from hot code.

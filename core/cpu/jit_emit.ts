@@ -3,8 +3,8 @@
  * protected or 64-bit mode) becomes the JavaScript source of a function that runs it. Semantics match the interpreter (interp.ts) and use its
  * helpers (alu.ts) and lazy-flag layout (cpu.ts); the common integer forms are emitted inline, with
  * flags stored only where they can be observed (liveness: a later flag reader, a possible fault, the
- * block's end) and compare/test fused into the following Jcc/SETcc/CMOVcc. Any opcode not handled
- * here ends the block before it, and the interpreter runs it.
+ * block's end) and compare/test fused into the following Jcc/SETcc/CMOVcc. An opcode not handled
+ * here is run by the interpreter from inside the block (jit_interp.ts) or ends the block before it.
  *
  * Precise exceptions: an instruction that may fault first records its index in the local `n` and has
  * every pending flag store emitted; its own register writes come after its last possible fault. The
