@@ -6,6 +6,7 @@
  */
 import { xgetbv, xrstor, xsave, xsetbv } from "./xsave.ts";
 import { cpuid } from "./cpuid.ts";
+import { checkIoBitmap, sysenter, sysexit } from "./sysenter.ts";
 import {
   CC_EAGER,
   type Cpu,
@@ -130,6 +131,7 @@ export function loadSeg(c: Cpu, s: number, sel: number): void {
     c.segLimit[s] = 0;
     c.segAttr[s] = s === SS ? (c.segAttr[s] & ~0x60) | (c.cpl << 5) : 0;
     if (s === SS) c.updateMode();
+    else c.updateSegChk();
     return;
   }
   const lo = readDesc(c, sel);
@@ -150,6 +152,7 @@ export function loadSeg(c: Cpu, s: number, sel: number): void {
   c.segLimit[s] = descLimit(lo, hi);
   c.segAttr[s] = attr | 1;
   if (s === SS) c.updateMode();
+  else c.updateSegChk();
 }
 
 /** Load CS from a code descriptor for a far transfer; cpl becomes `newCpl`. */
@@ -259,9 +262,11 @@ export function popf(c: Cpu, v: number, sz: number): void {
   if (!wasIf && (c.flags & F_IF)) c.brk = true;
 }
 
-/** #GP unless I/O at `port` is allowed (CPL <= IOPL; the TSS bitmap is not modelled). */
-export function checkIo(c: Cpu, _port: number, _sz: number): void {
-  if ((c.cr0 & CR0_PE) && (c.cpl > ((c.flags & F_IOPL) >> 12) || (c.flags & F_VM))) c.gp(0);
+/** #GP unless I/O at `port` is allowed (CPL <= IOPL, or the TSS I/O permission bitmap: sysenter.ts). */
+export function checkIo(c: Cpu, port: number, sz: number): void {
+  if ((c.cr0 & CR0_PE) && (c.cpl > ((c.flags & F_IOPL) >> 12) || (c.flags & F_VM))) {
+    checkIoBitmap(c, port, sz);
+  }
 }
 
 // ------------------------------------------------------------------ interrupts
@@ -622,8 +627,10 @@ export function exec0fSystem(it: Interp, b: number): void {
           0;
       return;
     case 0x34:
+      sysenter(c);
+      return;
     case 0x35:
-      it.unimpl("sysenter/sysexit");
+      sysexit(c, it.opsz);
       return;
     case 0xa2: {
       const res = cpuid(c, r[0] >>> 0, r[1] >>> 0);
@@ -881,9 +888,9 @@ function group7(it: Interp): void {
       return;
     }
     case 7:
-      // INVLPG: flush everything (large pages span many TLB entries).
+      // INVLPG: that page only (cpu.ts invlpg; large pages included).
       if (c.cpl) c.gp(0);
-      c.flushTlb();
+      c.invlpg(la);
       return;
     default:
       c.ud();
