@@ -7,7 +7,8 @@ import { CODE, longModeCpu, runUntil, setReg } from "./_testcpu.ts";
 import { type Cpu, CpuFault, CS, DS, ES, FS, GS, SS, TR } from "./cpu.ts";
 import { Cpu as CpuClass } from "./cpu.ts";
 import { makeHarnessBoard } from "./harness.ts";
-import { Interp } from "./mod.ts";
+import { Interp, SoftCpuAccelerator } from "./mod.ts";
+import type { CpuEntryState, SegmentState } from "../accel.ts";
 import { wrmsr } from "./system.ts";
 import type { FlatRam } from "./harness.ts";
 
@@ -257,4 +258,64 @@ Deno.test("SYSENTER/SYSEXIT switch rings through the SYSENTER MSRs (32-bit and 6
   assert.equal(k.c.cpl, 0);
   assert.equal(k.c.rip, -0x7f000000);
   assert.equal(k.c.regNum(4), -0x7ffffffff000);
+});
+
+Deno.test("a hot loop through a limited DS faults at the limit with the JIT on (blocks are not run while segChk)", async () => {
+  // mov ebx, 0; L: mov eax, [ebx]; add ebx, 4; cmp ebx, 0x2000; jb L; ud2 (an empty IDT: triple fault)
+  const code = [
+    0xbb,
+    0,
+    0,
+    0,
+    0,
+    0x8b,
+    0x03,
+    0x83,
+    0xc3,
+    0x04,
+    0x81,
+    0xfb,
+    0,
+    0x20,
+    0,
+    0,
+    0x72,
+    0xf3,
+    0x0f,
+    0x0b,
+  ];
+  for (const limit of [0xfff, 0xffffffff]) {
+    const { board, ram } = makeHarnessBoard({ ramBytes: 4 << 20 });
+    const accel = new SoftCpuAccelerator({ jitHot: 2 });
+    const flat: SegmentState = { selector: 0x18, base: 0, limit: 0xffffffff, attrs: 0xc093 };
+    const entry: CpuEntryState = {
+      regs: { rip: 0x1000n, rflags: 2n },
+      cs: { selector: 0x10, base: 0, limit: 0xffffffff, attrs: 0xc09b },
+      ds: { selector: 0x20, base: 0x100000, limit, attrs: limit === 0xfff ? 0x4093 : 0xc093 },
+      es: flat,
+      ss: flat,
+      fs: flat,
+      gs: flat,
+      tr: { selector: 0, base: 0, limit: 0xffff, attrs: 0x8b },
+      ldtr: { selector: 0, base: 0, limit: 0xffff, attrs: 0x82 },
+      gdt: { base: 0, limit: 0 },
+      idt: { base: 0, limit: 0 },
+      cr0: 0x11n,
+      cr3: 0n,
+      cr4: 0n,
+      efer: 0n,
+    };
+    ram.write(0x1000, new Uint8Array(code));
+    accel.init(board, entry);
+    const exit = await accel.run();
+    assert.deepEqual(exit, { kind: "shutdown", reason: "triple-fault" });
+    const c = accel.cpus[0];
+    if (limit === 0xfff) {
+      assert.equal(c.r[3], 0x1000, "the first access past the limit faults");
+      assert.equal(c.segChk, true);
+    } else {
+      assert.equal(c.r[3], 0x2000, "flat DS: the loop runs to its end");
+      assert.ok(accel.jit!.stats.translated > 0, "the JIT ran the flat loop");
+    }
+  }
 });
