@@ -78,6 +78,16 @@ Deno.test("segment loads check type, DPL and presence with the selector as error
   assert.equal(exec(c, it, ram, MOV_SS_AX), "13:32"); // #GP(0x20): read-only data into SS
   c.r[0] = 0x100;
   assert.equal(exec(c, it, ram, MOV_DS_AX), "13:256"); // #GP(0x100): beyond the GDT limit
+  // DPL rules: SS needs RPL == DPL == CPL; data needs DPL >= max(CPL, RPL).
+  desc(ram, 7, 0, 0xfff, 0x00b3); // DPL 1 writable data
+  c.r[0] = 0x38;
+  assert.equal(exec(c, it, ram, MOV_SS_AX), "13:56"); // DPL 1 != CPL 0
+  c.r[0] = 0x38 | 1;
+  assert.equal(exec(c, it, ram, MOV_SS_AX), "13:56"); // RPL 1 != CPL 0
+  c.r[0] = 0x3b;
+  assert.equal(exec(c, it, ram, MOV_DS_AX), "13:56"); // RPL 3 > DPL 1
+  c.r[0] = 0x39;
+  assert.equal(exec(c, it, ram, MOV_DS_AX), "ok"); // RPL 1 <= DPL 1, CPL 0
   c.r[0] = 0x20;
   assert.equal(exec(c, it, ram, MOV_DS_AX), "ok");
   assert.equal(c.segLimit[DS], 0xfff);

@@ -138,12 +138,16 @@ export function loadSeg(c: Cpu, s: number, sel: number): void {
   const hi = c.hi;
   const attr = descAttr(hi);
   if (!(attr & 0x10)) c.gp(sel & 0xfffc); // system descriptor
+  const dpl = (attr >> 5) & 3, rpl = sel & 3;
   if (s === SS) {
     // Writable data, RPL == DPL == CPL.
     if ((attr & 0x8) || !(attr & 0x2)) c.gp(sel & 0xfffc);
+    if (rpl !== c.cpl || dpl !== c.cpl) c.gp(sel & 0xfffc);
     if (!(attr & 0x80)) throw new CpuFault(EXC_SS, sel & 0xfffc);
   } else {
     if ((attr & 0xa) === 0x8) c.gp(sel & 0xfffc); // execute-only code
+    // Data and non-conforming code: DPL >= max(CPL, RPL).
+    if ((attr & 0xc) !== 0xc && dpl < Math.max(c.cpl, rpl)) c.gp(sel & 0xfffc);
     if (!(attr & 0x80)) throw new CpuFault(EXC_NP, sel & 0xfffc);
   }
   markAccessed(c, sel, hi);
