@@ -7,8 +7,10 @@
  * translated blocks while segChk is set: the JIT computes linear addresses without limits.
  *
  * Not modelled: accesses through a null selector (base 0 is used instead of #GP(0): 32-bit Linux runs with a
- * null FS, and checking it would keep the JIT off), and operands the interpreter reads without rdE/wrE (SSE
- * and x87 memory forms, descriptor-table instructions) get only their start offset checked.
+ * null FS, and checking it would keep the JIT off). Covered: rdE/wrE/rdEw (every generic integer operand),
+ * push/pop/peek, string operands (start offset), SSE/AVX loads (sse.ts, xmmops.ts), x87 arithmetic loads and
+ * the start offset of the other x87 memory forms. Not covered: SSE/MMX stores, FXSAVE/XSAVE areas, descriptor
+ * table instructions, and the pushes of interrupt delivery and far transfers.
  */
 import { type Cpu, CpuFault, SS } from "./cpu.ts";
 

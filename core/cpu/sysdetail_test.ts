@@ -329,3 +329,18 @@ Deno.test("a hot loop through a limited DS faults at the limit with the JIT on (
     }
   }
 });
+
+Deno.test("SSE and x87 memory operands beyond a segment limit raise #GP(0)", () => {
+  const { c, it, ram } = protCpu();
+  c.cr4 |= 0x600; // OSFXSR | OSXMMEXCPT
+  desc(ram, 3, 0x100000, 0xfff, 0x4093);
+  c.r[0] = 0x18;
+  assert.equal(exec(c, it, ram, MOV_DS_AX), "ok");
+  ram.writeU32(0x100ff8, 0x3f800000); // 1.0f
+  assert.equal(exec(c, it, ram, [0xf3, 0x0f, 0x10, 0x05, 0xf8, 0x0f, 0, 0]), "ok"); // movss xmm0, [0xff8]
+  assert.equal(c.xmm[0], 0x3f800000);
+  assert.equal(exec(c, it, ram, [0x0f, 0x10, 0x05, 0xf8, 0x0f, 0, 0]), "13:0"); // movups xmm0, [0xff8]: 16 bytes
+  assert.equal(exec(c, it, ram, [0xd8, 0x05, 0xfc, 0x0f, 0, 0]), "ok"); // fadd dword [0xffc]
+  assert.equal(exec(c, it, ram, [0xdc, 0x05, 0xfc, 0x0f, 0, 0]), "13:0"); // fadd qword [0xffc]
+  assert.equal(exec(c, it, ram, [0xd9, 0x05, 0x00, 0x10, 0, 0]), "13:0"); // fld dword [0x1000]
+});
