@@ -235,7 +235,9 @@ export class Jit {
       if (c.long64) {
         lin = c.rip;
         mode = 1;
-      } else if (c.csD) {
+      } else if (c.csD && !c.segChk) {
+        // Blocks carry no segment-limit checks: a non-flat segment (loaded by an instruction a block ran
+        // through the interpreter) sends the rest to the interpreter (seglimit.ts).
         lin = (c.rip + c.segBase[CS]) >>> 0;
         mode = c.ssB ? 2 : 0;
         if (mode === 0) break;

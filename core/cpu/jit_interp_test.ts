@@ -9,6 +9,9 @@ import { CODE, getReg, longModeCpu, setReg } from "./_testcpu.ts";
 import { attachJit } from "./jit.ts";
 import { type Cpu, CpuFault } from "./cpu.ts";
 import type { Interp } from "./interp.ts";
+import { makeHarnessBoard } from "./harness.ts";
+import { SoftCpuAccelerator } from "./mod.ts";
+import type { CpuEntryState, SegmentState } from "../accel.ts";
 
 const DATA = 0x30000;
 
@@ -296,4 +299,46 @@ Deno.test("JIT: a block that branches back to its start loops inside its functio
   assert.equal(getReg(b.c, 1), 1000n - 300n);
   assert.equal(state(b.c, new Uint8Array()), state(a.c, new Uint8Array()));
   assert.equal(b.c.icount, a.c.icount, "instructions retired before the fault");
+});
+
+Deno.test("JIT: a MOV DS a block runs through the interpreter that loads a limited segment hands the next block to the interpreter (limit checks)", async () => {
+  // jmp $+2; mov eax, 0x12345678; mov ebx, 0x1000; mov cx, 0x20; mov ds, cx; mov eax, [ebx] (#GP: limit 0xfff);
+  // ud2. The IDT is empty: either fault triple-faults; EAX tells whether the load ran.
+  const code = [0xeb, 0x00, 0xb8, 0x78, 0x56, 0x34, 0x12, 0xbb, 0x00, 0x10, 0, 0, 0x66, 0xb9, 0x20, 0x00];
+  code.push(0x8e, 0xd9, 0x8b, 0x03, 0x0f, 0x0b);
+  for (const limited of [true, false]) {
+    const { board, ram } = makeHarnessBoard({ ramBytes: 4 << 20 });
+    // GDT at 0x800: 0x20 = data, base 0x100000, limit 0xfff (byte granular) or 4 GiB.
+    ram.writeU64(0x800 + 0x20, limited ? 0x0040931000000fffn : 0x00cf93100000ffffn);
+    ram.writeU32(0x101000, 0xabcd);
+    const accel = new SoftCpuAccelerator({ jitHot: 1 });
+    const flat: SegmentState = { selector: 0x18, base: 0, limit: 0xffffffff, attrs: 0xc093 };
+    const entry: CpuEntryState = {
+      regs: { rip: 0x1000n, rflags: 2n },
+      cs: { selector: 0x10, base: 0, limit: 0xffffffff, attrs: 0xc09b },
+      ds: flat,
+      es: flat,
+      ss: flat,
+      fs: flat,
+      gs: flat,
+      tr: { selector: 0, base: 0, limit: 0xffff, attrs: 0x8b },
+      ldtr: { selector: 0, base: 0, limit: 0xffff, attrs: 0x82 },
+      gdt: { base: 0x800, limit: 0x27 },
+      idt: { base: 0, limit: 0 },
+      cr0: 0x11n,
+      cr3: 0n,
+      cr4: 0n,
+      efer: 0n,
+    };
+    ram.write(0x1000, new Uint8Array(code));
+    accel.init(board, entry);
+    const exit = await accel.run();
+    assert.deepEqual(exit, { kind: "shutdown", reason: "triple-fault" });
+    const c = accel.cpus[0];
+    assert.ok(accel.jit!.stats.translated > 0, "the block with MOV DS was translated");
+    if (limited) {
+      assert.equal(c.r[0], 0x12345678, "the load past the limit faulted");
+      assert.equal(c.rip, 0x1012);
+    } else assert.equal(c.r[0], 0xabcd, "4 GiB limit: the load ran");
+  }
 });
