@@ -12,11 +12,10 @@ import { writePidfile } from "./pidfile.ts";
 import { openBlockFile } from "../core/host/block_file.ts";
 import { guestFile } from "../core/host/guest_files.ts";
 import type { NetBackend } from "../core/types.ts";
+import type { FsBackend } from "../core/fsdev.ts";
 import { Microvm, MICROVM_DEVICES, TSC_KHZ } from "../devices/microvm.ts";
 import { CpuidModel } from "../core/cpu/cpuid.ts";
 import { type PluginManager, startPlugins } from "../plugins/loader.ts";
-import { openNetdev } from "../core/host/netdev.ts";
-import { openFsdevs } from "../core/host/fsdevs.ts";
 import { openUdsVsock, type UdsVsockBackend } from "../core/host/vsock_uds.ts";
 import { formatCliError, isCliAction, parseCommandLine } from "./cli/mod.ts";
 import { handleTerminationSignals, refuseInspectorSignal } from "./host_signals.ts";
@@ -523,14 +522,18 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
   }
   let machineRef: Microvm | null = null;
   const accel = await makeAccelerator(cfg, log, () => machineRef);
+  // Network and 9p backends pull in slirp's FFI and Deno's node: compatibility layer: loaded when used.
+  const { openNetdev } = cfg.netdevs.length ? await import("../core/host/netdev.ts") : { openNetdev: null };
   for (const n of cfg.netdevs) {
     try {
-      netdevs.set(n.id, await openNetdev(n, { onGuestError: (msg) => log.guestError("slirp", msg) }));
+      netdevs.set(n.id, await openNetdev!(n, { onGuestError: (msg) => log.guestError("slirp", msg) }));
     } catch (e) {
       throw n.loc && e instanceof UserError ? new UserError(`${n.loc}: ${e.message}`) : e;
     }
   }
-  const fsdevs = openFsdevs(cfg, (l) => errLine(`${PROG}: ${l}`));
+  const fsdevs = cfg.fsdevs?.length
+    ? (await import("../core/host/fsdevs.ts")).openFsdevs(cfg, (l) => errLine(`${PROG}: ${l}`))
+    : new Map<string, FsBackend>();
   const vsocks: UdsVsockBackend[] = [];
   // -incoming: the stream replaces what the loader would write; the files are checked now, read at a reset.
   const input = (kind: "kernel" | "initrd", name: string) =>
