@@ -271,6 +271,8 @@ export interface Accelerator {
   destroy(): void;
   /** Breakpoints, watchpoints and single-step (gdbstub); null turns debugging off. Called while stopped. */
   setDebug?(d: DebugSettings | null): void;
+  /** Why `d` cannot be armed (hardware limits: KVM's four debug registers), or null; absent: no limits. */
+  checkDebug?(d: DebugSettings): string | null;
   /** Full register file of vCPU `index` for the debugger (while stopped). */
   debugRegisters?(index: number): DebugRegisters;
   /** Write back a register file read with debugRegisters (while stopped). */

@@ -33,7 +33,9 @@ export class CpuDebugger {
     for (const w of this.watches) {
       const strip = w.type === "write" ? PERM_WRITE : w.type === "read" ? PERM_READ : PERM_READ | PERM_WRITE;
       const last = Math.floor((w.addr + Math.max(1, w.len) - 1) / 4096);
-      for (let vpn = Math.floor(w.addr / 4096); vpn <= last; vpn++) pages.set(vpn, (pages.get(vpn) ?? 0) | strip);
+      for (let vpn = Math.floor(w.addr / 4096); vpn <= last; vpn++) {
+        pages.set(vpn, (pages.get(vpn) ?? 0) | strip);
+      }
     }
     cpus.forEach((c, i) => {
       c.dbgPages = pages.size ? pages : null;

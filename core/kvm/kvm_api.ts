@@ -75,6 +75,9 @@ export const KVM_IRQFD = iow(0x76, SIZE.kvm_irqfd);
 export const KVM_CREATE_PIT2 = iow(0x77, SIZE.kvm_pit_config);
 export const KVM_IOEVENTFD = iow(0x79, SIZE.kvm_ioeventfd);
 export const KVM_RUN = io(0x80);
+/** struct kvm_guest_debug: control, pad, arch.debugreg[8]. */
+export const KVM_GUEST_DEBUG_SIZE = 72;
+export const KVM_SET_GUEST_DEBUG = iow(0x9b, KVM_GUEST_DEBUG_SIZE);
 export const KVM_GET_REGS = ior(0x81, SIZE.kvm_regs);
 export const KVM_SET_REGS = iow(0x82, SIZE.kvm_regs);
 export const KVM_GET_SREGS = ior(0x83, SIZE.kvm_sregs);

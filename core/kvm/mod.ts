@@ -34,10 +34,12 @@ import type {
   Accelerator,
   CpuEntryState,
   CpuRegisters,
+  DebugSettings,
   Doorbell,
   KernelIrqLines,
   RunExit,
 } from "../accel.ts";
+import { KvmDebug, kvmDebugFits } from "./debug.ts";
 import type { IrqLine, MsiSink } from "../types.ts";
 import { UserError } from "../types.ts";
 import { EAGAIN, EFD_CLOEXEC, EFD_NONBLOCK, EINTR, Libc, SIGUSR2, type ThreadTimer } from "./ffi.ts";
@@ -165,6 +167,8 @@ export class KvmAccelerator implements Accelerator {
   #sys: KvmSystem | null = null;
   #vm: KvmVm | null = null;
   #vcpus: KvmVcpu[] = [];
+  /** Guest debugging of vCPU 0 (gdbstub), or null. */
+  #debug: KvmDebug | null = null;
   #board: AccelBoard | null = null;
   #timer: ThreadTimer | null = null;
   #signalHandler: (() => void) | null = null;
@@ -494,8 +498,17 @@ export class KvmAccelerator implements Accelerator {
         wake = resolve;
         ch.port2.postMessage(0);
       });
-    this.#controlAps(CTL_RUN);
+    const stepping = this.#debug !== null && this.#debug.settings.singleStep >= 0;
+    if (!stepping) this.#controlAps(CTL_RUN);
     try {
+      if (stepping) {
+        // One instruction on vCPU 0, the APs stay parked (KVM_GUESTDBG_SINGLESTEP).
+        if (this.#debug!.settings.singleStep !== 0) {
+          return { kind: "debug", cpu: this.#debug!.settings.singleStep, reason: "step" };
+        }
+        const clock = this.#board.clock as PollClock & AccelBoard["clock"];
+        return this.#runVcpu(0, hostMs() + 1000, clock) ?? { kind: "debug", cpu: 0, reason: "step" };
+      }
       for (;;) {
         const r = this.#slice();
         if (r !== null) return r;
@@ -618,6 +631,9 @@ export class KvmAccelerator implements Accelerator {
             break;
           case K.KVM_EXIT_SHUTDOWN:
             return { kind: "shutdown", reason: "triple-fault" };
+          case K.KVM_EXIT_DEBUG:
+            if (this.#debug) return this.#debug.exit(run, i);
+            return { kind: "internal-error", message: this.#describeExit(vcpu, reason) };
           case K.KVM_EXIT_SYSTEM_EVENT: {
             const t = run.getUint32(K.RUN.system_event_type, true);
             if (t === K.KVM_SYSTEM_EVENT_RESET) return { kind: "shutdown", reason: "guest-reset" };
@@ -682,6 +698,26 @@ export class KvmAccelerator implements Accelerator {
       return `KVM: entry failed, hardware error 0x${hw.toString(16)}`;
     }
     return `KVM: unexpected exit reason ${name}`;
+  }
+
+  /** KVM_SET_GUEST_DEBUG on vCPU 0 (see debug.ts); null turns it off. */
+  setDebug(d: DebugSettings | null): void {
+    const v = this.#vcpus[0];
+    if (!v || !this.#libc) return;
+    const active = d !== null && (d.breakpoints.length + d.watchpoints.length > 0 || d.singleStep >= 0);
+    if (!active) {
+      if (this.#debug) KvmDebug.clear(this.#libc, v.fd);
+      this.#debug = null;
+      return;
+    }
+    const dbg = new KvmDebug(d);
+    dbg.apply(this.#libc, v.fd, d.singleStep === 0);
+    this.#debug = dbg;
+  }
+
+  /** Null when setDebug can arm `d` (four debug registers, no read-only watchpoints). */
+  checkDebug(d: DebugSettings): string | null {
+    return kvmDebugFits(d);
   }
 
   requestStop(): void {

@@ -34,15 +34,9 @@ import {
 } from "./common.ts";
 import { cpuHelp, deviceHelp, deviceListHelp, helpText, logUsage, machineHelp, versionText } from "./help.ts";
 import { applyAccel, applyCpu, applyLogMask, applyMachine, applyRtc } from "./machine.ts";
-import {
-  applyDevices,
-  applyDrives,
-  applyNetdevs,
-  buildCharBackends,
-  chardevFromOpts,
-  compatSpec,
-} from "./backends.ts";
+import { applyDevices, applyDrives, applyNetdevs, buildCharBackends } from "./backends.ts";
 import { parseFsdevOption, parseVirtfsOption } from "./fsdev.ts";
+import { gdbChardevConfig } from "../gdbstub/device.ts";
 
 export type { CliAction } from "./common.ts";
 export { CPU_MODELS, helpText, MICROVM_MACHINE_PROPS, VERSION, versionText } from "./help.ts";
@@ -456,9 +450,7 @@ function handleOption(
     case "gdb": {
       const dev = name === "s" ? "tcp::1234" : arg;
       // Checked now, opened at start-up (shell/gdbstub): QEMU's chardev compat syntax.
-      if (dev !== "none") {
-        chardevFromOpts(compatSpec(dev.startsWith("tcp:") ? `${dev},wait=off,nodelay=on,server=on` : dev, "gdb"), true);
-      }
+      if (dev !== "none") gdbChardevConfig(dev);
       (cfg.gdb ??= []).push(dev);
       return;
     }

@@ -6,19 +6,11 @@
  */
 import type { ChardevConfig } from "../../core/config.ts";
 import { type HostChar, openChardev } from "../../core/host/chardev.ts";
-import { chardevFromOpts, compatSpec } from "../cli/backends.ts";
+import { DEFAULT_GDBSTUB_PORT, gdbChardevConfig } from "./device.ts";
 import { GdbStub, type GdbTarget } from "./server.ts";
 
 export { GdbSession, GdbStub, type GdbTarget } from "./server.ts";
-
-/** QEMU's DEFAULT_GDBSTUB_PORT. */
-export const DEFAULT_GDBSTUB_PORT = "1234";
-
-/** The chardev a gdbserver DEV makes (validates; throws CliError/UserError with QEMU's wording). */
-export function gdbChardevConfig(device: string): ChardevConfig {
-  const spec = device.startsWith("tcp:") ? `${device},wait=off,nodelay=on,server=on` : device;
-  return chardevFromOpts(compatSpec(spec, "gdb"), true);
-}
+export { DEFAULT_GDBSTUB_PORT, gdbChardevConfig } from "./device.ts";
 
 async function openConfigured(c: ChardevConfig): Promise<HostChar> {
   const b = c.backend;

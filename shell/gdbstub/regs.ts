@@ -157,7 +157,9 @@ export const I386_64BIT_XML = `<?xml version="1.0"?>
     ["FZ", 15],
   ]) +
   REGS.map((r) =>
-    `  <reg name="${r.name}" bitsize="${r.size * 8}" type="${r.type}"${r.group ? ` group="${r.group}"` : ""}/>\n`
+    `  <reg name="${r.name}" bitsize="${r.size * 8}" type="${r.type}"${
+      r.group ? ` group="${r.group}"` : ""
+    }/>\n`
   ).join("") +
   `</feature>
 `;
@@ -217,7 +219,8 @@ export function writeReg(r: DebugRegisters, n: number, b: Uint8Array): number {
   else if (n === 17) r.rflags = v;
   else if (n < 24) r.sel[SEG_INDEX[n - 18]] = Number(v & 0xffffn);
   else if (n < 33) {
-    const k = (["fsBase", "gsBase", "kernelGsBase", "cr0", "cr2", "cr3", "cr4", "cr8", "efer"] as const)[n - 24];
+    const k =
+      (["fsBase", "gsBase", "kernelGsBase", "cr0", "cr2", "cr3", "cr4", "cr8", "efer"] as const)[n - 24];
     r[k] = v;
   } else if (n < REG_FCTRL) r.st.set(b.subarray(0, 10), (n - REG_ST0) * 10);
   else if (n === REG_FCTRL) r.fcw = Number(v & 0xffffn);

@@ -5,7 +5,15 @@
  * Packets and their answers are in {@link GdbSession.handle}; transport and run-state glue in {@link GdbStub}.
  * @module
  */
-import type { Accelerator, DebugExit, DebugRegisters, DebugWatch } from "../../core/accel.ts";
+import type {
+  Accelerator,
+  CpuRegisters,
+  DebugExit,
+  DebugRegisters,
+  DebugSettings,
+  DebugWatch,
+} from "../../core/accel.ts";
+import { GPR_NAMES } from "../../core/accel.ts";
 import type { MachineIface } from "../machine_iface.ts";
 import type { MonitorStream } from "../monitor_server.ts";
 import { HmpSession } from "../hmp.ts";
@@ -27,7 +35,9 @@ import { FEATURE_FILES, readAll, readReg, REGS, writeAll, writeReg } from "./reg
 export interface GdbTarget {
   readonly machine: MachineIface;
   /** The accelerator's debug access; null without a CPU (qtest). */
-  readonly accel: Pick<Accelerator, "setDebug" | "debugRegisters" | "setDebugRegisters"> | null;
+  readonly accel:
+    | Pick<Accelerator, "setDebug" | "checkDebug" | "debugRegisters" | "setDebugRegisters">
+    | null;
   readonly ncpus: number;
   /** Why the vCPUs last stopped in run state "debug". */
   readonly lastDebug: DebugExit | null;
@@ -116,7 +126,11 @@ export class GdbSession {
       }
       return `T${hex2(GDB_SIGNAL_TRAP)}thread:${this.#tid(d.cpu)};`;
     }
-    const sig = st === "shutdown" ? GDB_SIGNAL_QUIT : st === "internal-error" ? GDB_SIGNAL_ABRT : GDB_SIGNAL_INT;
+    const sig = st === "shutdown"
+      ? GDB_SIGNAL_QUIT
+      : st === "internal-error"
+      ? GDB_SIGNAL_ABRT
+      : GDB_SIGNAL_INT;
     return `T${hex2(sig)}thread:${this.#tid(this.#cCpu)};`;
   }
 
@@ -162,6 +176,7 @@ export class GdbSession {
         return this.#withRegs(this.#gCpu, (r) => this.#reply(toHex(readAll(r))));
       case "G":
         if (rest === "") return;
+        if (!this.#t.accel?.setDebugRegisters) return this.#reply("E14");
         return this.#withRegs(this.#gCpu, (r) => {
           writeAll(r, fromHex(rest));
           this.#t.accel?.setDebugRegisters?.(this.#gCpu, r);
@@ -181,6 +196,7 @@ export class GdbSession {
         const m = /^([0-9a-fA-F]+)=([0-9a-fA-F]*)$/.exec(rest);
         if (!m) return this.#reply(/^[0-9a-fA-F]+$/.test(rest) ? "E22" : "");
         const n = Number(BigInt("0x" + m[1]));
+        if (!this.#t.accel?.setDebugRegisters) return this.#reply("E14");
         return this.#withRegs(this.#gCpu, (r) => {
           writeReg(r, n, fromHex(m[2]));
           this.#t.accel?.setDebugRegisters?.(this.#gCpu, r);
@@ -221,15 +237,18 @@ export class GdbSession {
     const st = t.machine.runState;
     if (st === "shutdown" || st === "internal-error") return; // runstate_needs_reset: nothing runs
     if (stepCpu >= 0 && !t.accel?.setDebug) return this.#reply("E22");
-    const bps = this.#bps.filter((b) => b.type <= 1).map((b) => b.addr);
-    const watch: DebugWatch[] = this.#bps.filter((b) => b.type >= 2).map((b) => ({
+    t.accel?.setDebug?.(this.#settings(stepCpu));
+    this.waiting = true;
+    t.resume();
+  }
+
+  #settings(singleStep: number, bps: Bp[] = this.#bps): DebugSettings {
+    const watch: DebugWatch[] = bps.filter((b) => b.type >= 2).map((b) => ({
       addr: b.addr,
       len: b.len,
       type: b.type === 2 ? "write" : b.type === 3 ? "read" : "access",
     }));
-    t.accel?.setDebug?.({ breakpoints: bps, watchpoints: watch, singleStep: stepCpu });
-    this.waiting = true;
-    t.resume();
+    return { breakpoints: bps.filter((b) => b.type <= 1).map((b) => b.addr), watchpoints: watch, singleStep };
   }
 
   #setPc(cpu: number, a: bigint): void {
@@ -260,8 +279,11 @@ export class GdbSession {
 
   #withRegs(cpu: number, fn: (r: DebugRegisters) => void): void {
     const a = this.#t.accel;
-    if (!a?.debugRegisters) return this.#reply("E14");
-    fn(a.debugRegisters(cpu));
+    if (a?.debugRegisters) return fn(a.debugRegisters(cpu));
+    // Accelerators without a debug register file (KVM): the monitor's registers, x87/SSE as at reset.
+    const c = this.#t.machine.cpus()[cpu];
+    if (!c) return this.#reply("E14");
+    fn(fromCpuRegisters(c.registers()));
   }
 
   /** Guest-physical address of each page piece of [addr, addr+len), or null when unmapped. */
@@ -342,11 +364,17 @@ export class GdbSession {
     const len = Number(hexNum(f[2])!);
     if (type > 4 || !this.#t.accel?.setDebug) return this.#reply("");
     if (type >= 2 && (len === 0 || len > 0x1000)) {
-      console.error(`microvm.ts: tried to set invalid watchpoint at ${hexNum(f[1])!.toString(16)}, len=${len}`);
+      console.error(
+        `microvm.ts: tried to set invalid watchpoint at ${hexNum(f[1])!.toString(16)}, len=${len}`,
+      );
       return this.#reply("E22");
     }
     if (insert) {
-      this.#bps.push({ type: type === 1 ? 0 : type, addr, len: type >= 2 ? len : 1 });
+      const bp = { type: type === 1 ? 0 : type, addr, len: type >= 2 ? len : 1 };
+      // Hardware limits (KVM: four debug registers, no read-only watchpoints): QEMU's ENOSYS / ENOBUFS.
+      const why = this.#t.accel.checkDebug?.(this.#settings(-1, [...this.#bps, bp]));
+      if (why) return this.#reply(type === 3 ? "" : "E22");
+      this.#bps.push(bp);
       return this.#reply("OK");
     }
     const t = type === 1 ? 0 : type;
@@ -529,6 +557,33 @@ export class GdbSession {
   }
 }
 
+/** A DebugRegisters from the monitor's register snapshot (FPU/SSE state at its reset values). */
+function fromCpuRegisters(r: CpuRegisters): DebugRegisters {
+  const seg = r.seg;
+  return {
+    gpr: GPR_NAMES.map((n) => r.gpr[n] ?? 0n),
+    rip: r.gpr.rip ?? 0n,
+    rflags: r.gpr.rflags ?? 2n,
+    sel: [seg.es, seg.cs, seg.ss, seg.ds, seg.fs, seg.gs].map((s) => s.selector),
+    fsBase: BigInt.asUintN(64, BigInt(seg.fs.base)),
+    gsBase: BigInt.asUintN(64, BigInt(seg.gs.base)),
+    kernelGsBase: 0n,
+    cr0: r.cr.cr0,
+    cr2: r.cr.cr2,
+    cr3: r.cr.cr3,
+    cr4: r.cr.cr4,
+    cr8: r.cr.cr8,
+    efer: r.efer,
+    fcw: 0x37f,
+    fsw: 0,
+    ftw: 0,
+    st: new Uint8Array(80),
+    xmm: new Uint8Array(256),
+    mxcsr: 0x1f80,
+    halted: r.halted,
+  };
+}
+
 function hex2(n: number): string {
   return n.toString(16).padStart(2, "0");
 }
@@ -557,13 +612,24 @@ export class GdbStub {
     this.#unsub = target.machine.on((ev) => {
       if (!this.#open || !this.#session) return;
       if (ev.event === "STOP") this.#session.stopped();
-      else if (ev.event === "SHUTDOWN" && !(ev.data?.guest === true && target.machine.runState === "shutdown")) {
-        this.#sendPacket(textToBytes("W00"));
+      else if (ev.event === "SHUTDOWN") {
+        // The process exits (QEMU's gdb_exit: "W00"), unless -no-shutdown pauses it (then a STOP follows).
+        queueMicrotask(() => {
+          if (this.#open && target.machine.runState !== "shutdown") this.#sendPacket(textToBytes("W00"));
+        });
       }
     });
-    this.#poll();
-    this.#timer = setInterval(() => this.#poll(), 20);
-    Deno.unrefTimer(this.#timer);
+    const events = stream as { onConnectionChange?: ((c: boolean) => void) | undefined };
+    if ("onConnectionChange" in stream) {
+      // Socket chardevs report each connection (a quick reconnect is two events, not none).
+      events.onConnectionChange = (c) =>
+        c ? (this.#open && this.#closed(), this.#opened()) : this.#open && this.#closed();
+      if (stream.connected) this.#opened();
+    } else {
+      this.#poll();
+      this.#timer = setInterval(() => this.#poll(), 20);
+      Deno.unrefTimer(this.#timer);
+    }
   }
 
   /** True while a client is connected. */
@@ -578,6 +644,8 @@ export class GdbStub {
     this.#unsub?.();
     this.#unsub = null;
     this.#stream.setReceiver(null);
+    const events = this.#stream as { onConnectionChange?: ((c: boolean) => void) | undefined };
+    if ("onConnectionChange" in this.#stream) events.onConnectionChange = undefined;
     if (this.#open) this.#closed();
   }
 
@@ -617,32 +685,35 @@ export class GdbStub {
       this.#opened(); // bytes before the poll saw the connection
     }
     const session = this.#session!;
-    let d = data;
     try {
-      // While the VM runs, any byte stops it (QEMU); the stop reply follows.
-      if (this.#t.machine.runState === "running") {
-        this.#t.stop();
-        d = d.subarray(1);
-      }
-      for (const ev of this.#reader.feed(d)) {
-        switch (ev.kind) {
-          case "ack":
-            this.#last = null;
-            break;
-          case "nack":
-            if (this.#last) this.#stream.write(this.#last);
-            break;
-          case "interrupt":
-            this.#t.stop();
-            break;
-          case "bad-checksum":
-            this.#stream.write(new Uint8Array([0x2d]));
-            break;
-          case "packet":
-            this.#last = null;
-            this.#stream.write(new Uint8Array([0x2b]));
-            session.handle(ev.data);
-            break;
+      for (const ch of data) {
+        // gdb_read_byte: after a reply, '+' / '-' acknowledge it (a '-' resends it) and other bytes up to
+        // the next '$' are ignored.
+        if (this.#last) {
+          if (ch === 0x2d) this.#stream.write(this.#last);
+          if (ch === 0x2b || ch === 0x24) this.#last = null;
+          if (ch !== 0x24) continue;
+        }
+        // While the VM runs, any byte stops it (the stop reply follows).
+        if (this.#t.machine.runState === "running") {
+          this.#t.stop();
+          continue;
+        }
+        for (const ev of this.#reader.feed(new Uint8Array([ch]))) {
+          switch (ev.kind) {
+            case "interrupt":
+              this.#t.stop();
+              break;
+            case "bad-checksum":
+              this.#stream.write(new Uint8Array([0x2d]));
+              break;
+            case "packet":
+              this.#stream.write(new Uint8Array([0x2b]));
+              session.handle(ev.data);
+              break;
+            default: // stray acknowledgements
+              break;
+          }
         }
       }
     } catch (e) {
