@@ -52,6 +52,8 @@ const TLB_SIZE = 4096;
 const TLB_MASK = TLB_SIZE - 1;
 /** TLB permission bits. */
 const P_KR = 1, P_KW = 2, P_UR = 4, P_UW = 8, P_KX = 16, P_UX = 32;
+/** TLB entry is a 4 KiB piece of a large page (INVLPG). */
+const P_LARGE = 64;
 const TWO32 = 4294967296;
 
 /** Sign bit per operand size (1, 2, 4 bytes). */
@@ -281,6 +283,22 @@ export class Cpu {
     else this.cpl = (csa >> 5) & 3;
     this.paging = pe && (this.cr0 & CR0_PG) !== 0;
     this.setPermMasks();
+    this.updateSegChk();
+  }
+
+  /** Some usable segment is not flat in 16/32-bit protected mode: memory operands get limit checks (seglimit.ts). */
+  segChk = false;
+
+  /** Recompute segChk (after a segment load or a mode change). */
+  updateSegChk(): void {
+    let chk = false;
+    if (!this.long64 && (this.cr0 & CR0_PE) && !(this.flags & F_VM)) {
+      for (let s = ES; s <= GS; s++) {
+        const a = this.segAttr[s];
+        if ((a & 0x80) && ((a & 0x1c) === 0x14 || this.segLimit[s] < 0xffffffff)) chk = true;
+      }
+    }
+    this.segChk = chk;
   }
 
   setPermMasks(): void {
@@ -298,6 +316,30 @@ export class Cpu {
 
   flushTlb(): void {
     this.tlbTag.fill(NaN);
+    this.tlbLarge = false;
+    this.invalidateFetch();
+    this.tlbGen = (this.tlbGen + 1) | 0;
+  }
+
+  /** A TLB entry was filled from a 2 MiB / 4 MiB / 1 GiB page since the last full flush. */
+  tlbLarge = false;
+
+  /**
+   * INVLPG: drop the translation of the page holding `la` and keep the rest. Entries are 4 KiB pieces; pieces of
+   * large pages are tagged P_LARGE, and all of those within the 1 GiB region around `la` go too (the page that
+   * held `la` may have been large). The JIT's linear-address lookups and chains are per tlbGen: bumped.
+   */
+  invlpg(la: number): void {
+    const vpn = Math.floor(la / 4096);
+    const i = vpn & TLB_MASK;
+    if (this.tlbTag[i] === vpn) this.tlbTag[i] = NaN;
+    if (this.tlbLarge) {
+      const lo = vpn - (vpn % 262144), hi = lo + 262144;
+      const tag = this.tlbTag, perm = this.tlbPerm;
+      for (let j = 0; j < TLB_SIZE; j++) {
+        if ((perm[j] & P_LARGE) && tag[j] >= lo && tag[j] < hi) tag[j] = NaN;
+      }
+    }
     this.invalidateFetch();
     this.tlbGen = (this.tlbGen + 1) | 0;
   }
@@ -640,7 +682,7 @@ export class Cpu {
             pa = base + (la - vpn * 4096);
           }
           const dirty = (lo & 0x40) !== 0;
-          this.fillTlbPerm(la, pa, rw, us, nx, wp, dirty);
+          this.fillTlbPerm(la, pa, rw, us, nx, wp, dirty, level < 3);
           return pa;
         }
         if (!(lo & 0x20)) this.physWr32(entAddr, lo | 0x20);
@@ -675,7 +717,7 @@ export class Cpu {
             lo = nlo;
           }
           pa = large ? base - (base % 0x200000) + (l & 0x1fffff) : base + (l & 0xfff);
-          this.fillTlbPerm(la, pa, rw, us, nx, wp, (lo & 0x40) !== 0);
+          this.fillTlbPerm(la, pa, rw, us, nx, wp, (lo & 0x40) !== 0, large);
           return pa;
         }
         if (!(lo & 0x20)) this.physWr32(entAddr, lo | 0x20);
@@ -696,7 +738,7 @@ export class Cpu {
       if (n !== pde) this.physWr32(pdeAddr, n);
       pde = n;
       pa = ((pde & 0xffc00000) >>> 0) + (l & 0x3fffff);
-      this.fillTlbPerm(la, pa, rw, us, 0, wp, (pde & 0x40) !== 0);
+      this.fillTlbPerm(la, pa, rw, us, 0, wp, (pde & 0x40) !== 0, true);
       return pa;
     }
     if (!(pde & 0x20)) this.physWr32(pdeAddr, pde | 0x20);
@@ -731,8 +773,21 @@ export class Cpu {
     throw new CpuFault(EXC_PF, err);
   }
 
-  fillTlbPerm(la: number, pa: number, rw: number, us: number, nx: number, wp: boolean, dirty: boolean): void {
+  fillTlbPerm(
+    la: number,
+    pa: number,
+    rw: number,
+    us: number,
+    nx: number,
+    wp: boolean,
+    dirty: boolean,
+    large = false,
+  ): void {
     let p = P_KR;
+    if (large) {
+      p |= P_LARGE;
+      this.tlbLarge = true;
+    }
     if (dirty && (rw || !wp)) p |= P_KW;
     if (!nx) p |= P_KX;
     if (us) {

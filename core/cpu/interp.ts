@@ -37,6 +37,7 @@ import {
   SS,
 } from "./cpu.ts";
 import * as sys from "./system.ts";
+import { segLimit, segRead, segWrite } from "./seglimit.ts";
 import { execString, execStringIo } from "./string.ts";
 import { execSse } from "./sse.ts";
 import { execX87, fwait } from "./x87.ts";
@@ -82,6 +83,8 @@ export class Interp {
   la = 0;
   /** Effective address (offset within segment) of the memory operand. */
   ea = 0;
+  /** Segment of the last memory operand (for the limit checks of seglimit.ts). */
+  ms = 3;
   /** Parts of the last 64-bit effective address, for an exact LEA. */
   mBase = -1;
   mIndex = -1;
@@ -198,6 +201,7 @@ export class Interp {
     }
     this.ea = ea;
     const s = this.seg >= 0 ? this.seg : defSeg;
+    this.ms = s;
     if (c.long64) this.la = s >= FS ? ea + c.segBase[s] : ea;
     else this.la = (ea + c.segBase[s]) >>> 0;
   }
@@ -207,6 +211,7 @@ export class Interp {
     const c = this.c;
     if (this.seg >= 0) s = this.seg;
     if (c.long64) return s >= FS ? off + c.segBase[s] : off;
+    if (c.segChk) segLimit(c, s, off, 1);
     return (off + c.segBase[s]) >>> 0;
   }
 
@@ -214,6 +219,7 @@ export class Interp {
   linES(off: number): number {
     const c = this.c;
     if (c.long64) return off;
+    if (c.segChk) segLimit(c, ES, off, 1);
     return (off + c.segBase[ES]) >>> 0;
   }
 
@@ -223,6 +229,7 @@ export class Interp {
       if (sz === 1) return c.getReg8(this.rm, this.rex);
       return c.getReg(sz, this.rm);
     }
+    if (c.segChk) segRead(c, this.ms, this.ea, sz);
     return c.rd(sz, this.la);
   }
 
@@ -233,6 +240,7 @@ export class Interp {
   rdEw(sz: number): number {
     if (!this.isReg) {
       const c = this.c;
+      if (c.segChk) segWrite(c, this.ms, this.ea, sz);
       c.checkW(this.la);
       c.checkW(this.la + sz - 1);
     }
@@ -244,7 +252,10 @@ export class Interp {
     if (this.isReg) {
       if (sz === 1) c.setReg8(this.rm, this.rex, v);
       else c.setReg(sz, this.rm, v, vh);
-    } else c.wr(sz, this.la, v, vh);
+    } else {
+      if (c.segChk) segWrite(c, this.ms, this.ea, sz);
+      c.wr(sz, this.la, v, vh);
+    }
   }
 
   rdG(sz: number): number {
@@ -315,10 +326,12 @@ export class Interp {
       r[20] = nhi;
     } else if (c.ssB) {
       const esp = (r[4] - sz) | 0;
+      if (c.segChk) segLimit(c, SS, esp >>> 0, sz);
       c.wr(sz, ((esp >>> 0) + c.segBase[SS]) >>> 0, v, vh);
       r[4] = esp;
     } else {
       const sp = (r[4] - sz) & 0xffff;
+      if (c.segChk) segLimit(c, SS, sp, sz);
       c.wr(sz, (sp + c.segBase[SS]) >>> 0, v, vh);
       r[4] = (r[4] & ~0xffff) | sp;
     }
@@ -329,6 +342,7 @@ export class Interp {
     const c = this.c;
     const r = c.r;
     if (c.long64) return c.rd(sz, c.regNum(4) + off);
+    if (c.segChk) segLimit(c, SS, c.ssB ? ((r[4] >>> 0) + off) % TWO32 : (r[4] + off) & 0xffff, sz);
     if (c.ssB) return c.rd(sz, (((r[4] >>> 0) + off) % TWO32 + c.segBase[SS]) >>> 0);
     return c.rd(sz, (((r[4] + off) & 0xffff) + c.segBase[SS]) >>> 0);
   }

@@ -408,7 +408,7 @@ export class SoftCpuAccelerator implements Accelerator {
         while (k < n) {
           // Debugging: breakpoints are checked before each instruction, so translated blocks are not run.
           if (dbg !== null && dbg.atBreakpoint(c, i)) break;
-          const m = c.atBranch && dbg === null && n > 1 ? jit.run(c, n - k) : 0;
+          const m = c.atBranch && dbg === null && n > 1 && !c.segChk ? jit.run(c, n - k) : 0;
           if (m > 0) {
             c.icount += m;
             k += m;

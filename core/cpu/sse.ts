@@ -5,6 +5,7 @@
  */
 import { type Cpu, CR0_EM, CR0_TS, EXC_NM } from "./cpu.ts";
 import type { Interp } from "./interp.ts";
+import { segRead } from "./seglimit.ts";
 import { fxrstorPointers, fxsavePointers } from "./x87_stack.ts";
 import { execMap3 } from "./map0f38.ts";
 import { execSseFp } from "./ssefp.ts";
@@ -72,6 +73,7 @@ function loadSrc(it: Interp, s: Scratch, bytes: number): void {
     return;
   }
   const la = it.la;
+  if (c.segChk) segRead(c, it.ms, it.ea, bytes);
   // Legacy SSE 16-byte operands must be 16-byte aligned except in the unaligned forms (SDM vol. 1 §11.6.7).
   if (bytes === 16 && la % 16 !== 0 && !xv(c).unal) c.gp(0);
   s.i32.fill(0);

@@ -31,6 +31,8 @@ export const CPU_STATE_SKIP: ReadonlySet<string> = new Set([
   "tlbTag",
   "tlbOff",
   "tlbPerm",
+  "tlbLarge",
+  "segChk",
   "fp",
   "fpEnd",
   "fpActive",

@@ -6,6 +6,7 @@
  */
 import { xgetbv, xrstor, xsave, xsetbv } from "./xsave.ts";
 import { cpuid } from "./cpuid.ts";
+import { checkIoBitmap, sysenter, sysexit } from "./sysenter.ts";
 import {
   CC_EAGER,
   type Cpu,
@@ -130,18 +131,23 @@ export function loadSeg(c: Cpu, s: number, sel: number): void {
     c.segLimit[s] = 0;
     c.segAttr[s] = s === SS ? (c.segAttr[s] & ~0x60) | (c.cpl << 5) : 0;
     if (s === SS) c.updateMode();
+    else c.updateSegChk();
     return;
   }
   const lo = readDesc(c, sel);
   const hi = c.hi;
   const attr = descAttr(hi);
   if (!(attr & 0x10)) c.gp(sel & 0xfffc); // system descriptor
+  const dpl = (attr >> 5) & 3, rpl = sel & 3;
   if (s === SS) {
     // Writable data, RPL == DPL == CPL.
     if ((attr & 0x8) || !(attr & 0x2)) c.gp(sel & 0xfffc);
+    if (rpl !== c.cpl || dpl !== c.cpl) c.gp(sel & 0xfffc);
     if (!(attr & 0x80)) throw new CpuFault(EXC_SS, sel & 0xfffc);
   } else {
     if ((attr & 0xa) === 0x8) c.gp(sel & 0xfffc); // execute-only code
+    // Data and non-conforming code: DPL >= max(CPL, RPL).
+    if ((attr & 0xc) !== 0xc && dpl < Math.max(c.cpl, rpl)) c.gp(sel & 0xfffc);
     if (!(attr & 0x80)) throw new CpuFault(EXC_NP, sel & 0xfffc);
   }
   markAccessed(c, sel, hi);
@@ -150,6 +156,7 @@ export function loadSeg(c: Cpu, s: number, sel: number): void {
   c.segLimit[s] = descLimit(lo, hi);
   c.segAttr[s] = attr | 1;
   if (s === SS) c.updateMode();
+  else c.updateSegChk();
 }
 
 /** Load CS from a code descriptor for a far transfer; cpl becomes `newCpl`. */
@@ -259,9 +266,11 @@ export function popf(c: Cpu, v: number, sz: number): void {
   if (!wasIf && (c.flags & F_IF)) c.brk = true;
 }
 
-/** #GP unless I/O at `port` is allowed (CPL <= IOPL; the TSS bitmap is not modelled). */
-export function checkIo(c: Cpu, _port: number, _sz: number): void {
-  if ((c.cr0 & CR0_PE) && (c.cpl > ((c.flags & F_IOPL) >> 12) || (c.flags & F_VM))) c.gp(0);
+/** #GP unless I/O at `port` is allowed (CPL <= IOPL, or the TSS I/O permission bitmap: sysenter.ts). */
+export function checkIo(c: Cpu, port: number, sz: number): void {
+  if ((c.cr0 & CR0_PE) && (c.cpl > ((c.flags & F_IOPL) >> 12) || (c.flags & F_VM))) {
+    checkIoBitmap(c, port, sz);
+  }
 }
 
 // ------------------------------------------------------------------ interrupts
@@ -622,8 +631,10 @@ export function exec0fSystem(it: Interp, b: number): void {
           0;
       return;
     case 0x34:
+      sysenter(c);
+      return;
     case 0x35:
-      it.unimpl("sysenter/sysexit");
+      sysexit(c, it.opsz);
       return;
     case 0xa2: {
       const res = cpuid(c, r[0] >>> 0, r[1] >>> 0);
@@ -881,9 +892,9 @@ function group7(it: Interp): void {
       return;
     }
     case 7:
-      // INVLPG: flush everything (large pages span many TLB entries).
+      // INVLPG: that page only (cpu.ts invlpg; large pages included).
       if (c.cpl) c.gp(0);
-      c.flushTlb();
+      c.invlpg(la);
       return;
     default:
       c.ud();

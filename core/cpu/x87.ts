@@ -8,6 +8,7 @@
  */
 import { type Cpu, CR0_EM, CR0_TS, CS, DS, EXC_NM, F_CF, F_PF, F_ZF } from "./cpu.ts";
 import type { Interp } from "./interp.ts";
+import { segRead } from "./seglimit.ts";
 import {
   DE,
   fadd,
@@ -168,6 +169,7 @@ function arithReg(c: Cpu, st: X87, op: number, d: number, s: number, pops: numbe
 /** Load a memory operand of D8/DA/DC/DE into B: 0 m32fp, 1 m32int, 2 m64fp, 3 m16int. Returns DE/IE bits. */
 function loadMemB(c: Cpu, it: Interp, fx: Fx, b: number): void {
   const la = it.la;
+  if (c.segChk) segRead(c, it.ms, it.ea, b === 0xdc ? 8 : b === 0xde ? 2 : 4);
   switch (b) {
     case 0xd8:
       fromIeee(fx, BigInt(c.rd32(la) >>> 0), FMT32);

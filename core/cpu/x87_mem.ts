@@ -6,6 +6,7 @@
  */
 import { type Cpu, CR0_PE } from "./cpu.ts";
 import type { Interp } from "./interp.ts";
+import { segLimit } from "./seglimit.ts";
 import {
   DE,
   FMT32,
@@ -45,6 +46,7 @@ import {
 export function execMemOther(it: Interp, st: X87, b: number, reg: number): void {
   const c = it.c;
   const la = it.la;
+  if (c.segChk) segLimit(c, it.ms, it.ea, 1); // start of the operand (its size varies by form)
   switch ((b << 4) | reg) {
     case 0xd90: // FLD m32
     case 0xdd0: { // FLD m64

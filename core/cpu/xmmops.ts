@@ -6,6 +6,7 @@
  */
 import { type Cpu, CR0_EM, CR0_TS, CR4_OSXMMEXCPT, EXC_NM, EXC_XM } from "./cpu.ts";
 import type { Interp } from "./interp.ts";
+import { segRead } from "./seglimit.ts";
 import { FpEnv } from "./softfp.ts";
 
 /** Views of one 32-byte buffer. */
@@ -86,6 +87,7 @@ export function loadRm(it: Interp, dst: Lanes, bytes: number, aligned: boolean):
     for (let i = 0; i < 4; i++) dst.i32[4 + i] = bytes === 32 ? c.ymmh[b + i] : 0;
     return;
   }
+  if (c.segChk) segRead(c, it.ms, it.ea, bytes);
   loadMem(c, dst, it.la, bytes, aligned && bytes >= 16);
 }
 
