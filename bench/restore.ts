@@ -8,9 +8,13 @@
  *    (query-migrate), and whether the counter continued without a gap.
  *   deno run -A bench/restore.ts [--runs N] [--no-qemu]
  *
- * Last run (2026-12-08, 2 cores shared with 7 other jobs, load average 11-17; --runs 3):
- *   stream 27.2 MiB (QEMU 28.3); restore → answer median 2065 ms (QEMU 700); live downtime 28 ms (QEMU 13),
- *   total 1080 ms (QEMU 644); console counter gapless on both.
+ * Last runs (2026-12-08, 2 cores shared with 7 other jobs, load average 4-17):
+ *   before fast restore (--runs 3, typing every 10 ms until the answer): stream 27.2 MiB (QEMU 28.3); restore →
+ *   answer median 2065 ms (QEMU 700); live downtime 28 ms (QEMU 13), total 1080 ms (QEMU 644); gapless on both.
+ *   after (--runs 5, typing until the first echo): restore → answer median 1261 ms (QEMU 393); the same
+ *   spawn → answer measured interleaved with the previous build, 9 runs each: 873 ms (before: 1211 ms,
+ *   QEMU 438); first console byte 462 ms (before 743, QEMU 349). What remains is mostly the guest's first
+ *   command on a cold software CPU (~400 ms), Deno start-up and module loading (~150 ms), RAM read (~50 ms).
  * @module
  */
 import { guestFile } from "../core/host/guest_files.ts";
@@ -198,9 +202,14 @@ async function bench(who: Who, dir: string): Promise<Record<string, string>> {
     const t0 = performance.now();
     const p = spawn(await argv(who, ["-incoming", who === "ours" ? `file:${file}` : `exec:cat ${file}`]));
     // Input typed before the destination runs is lost with the UART state it lands in (QEMU alike):
-    // type the command every 10 ms until the first answer.
-    const typing = setInterval(() => p.type(`echo r${i}-$((6*${i + 1}))\n`).catch(() => {}), 10);
+    // type the command every 10 ms until the guest echoes anything, then once more (the line being echoed
+    // may have lost its first bytes). Typing on would bury a slow guest under a backlog of lines to echo.
+    const cmd = `echo r${i}-$((6*${i + 1}))\n`;
+    const typing = setInterval(() => p.type(cmd).catch(() => {}), 10);
     try {
+      await until(() => p.out().length > 0, 60_000, `${who} restored echo`);
+      clearInterval(typing);
+      await p.type(cmd);
       await until(() => p.out().includes(`r${i}-${6 * (i + 1)}`), 60_000, `${who} restored answer`);
     } finally {
       clearInterval(typing);

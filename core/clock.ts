@@ -65,6 +65,11 @@ export class VirtualClock implements Clock {
   #pausedAt = 0;
   #seq = 0;
   readonly #heap: HeapTimer[] = [];
+  /**
+   * Called when a timer is armed ahead of every other one (the earliest deadline moved closer): a run loop
+   * sleeping until the previous deadline (a halted software vCPU) wakes to honour it.
+   */
+  onEarlierDeadline: (() => void) | null = null;
 
   constructor(opts: VirtualClockOptions) {
     this.mode = opts.mode;
@@ -180,6 +185,7 @@ export class VirtualClock implements Clock {
     t.index = this.#heap.length;
     this.#heap.push(t);
     this.#up(t.index);
+    if (t.index === 0) this.onEarlierDeadline?.();
   }
 
   /** @internal */

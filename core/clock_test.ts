@@ -86,3 +86,24 @@ Deno.test("VirtualClock reports timer callback errors through onTimerError", () 
   c.step(1);
   assert.equal(errs.length, 1);
 });
+
+Deno.test("onEarlierDeadline fires when an armed timer becomes the earliest one", () => {
+  const clock = new VirtualClock({ mode: "manual" });
+  let calls = 0;
+  clock.onEarlierDeadline = () => calls++;
+  const a = clock.timer(() => {}), b = clock.timer(() => {});
+  a.arm(1000);
+  assert.equal(calls, 1); // first timer: the sleeper had no deadline
+  b.arm(2000);
+  assert.equal(calls, 1); // later than the head: a sleeper's wake-up time is unchanged
+  b.arm(500);
+  assert.equal(calls, 2); // ahead of every other timer: a halted vCPU must wake for it
+  a.arm(400);
+  assert.equal(calls, 3);
+  a.cancel();
+  b.arm(600);
+  assert.equal(calls, 4);
+  clock.onEarlierDeadline = null;
+  b.arm(100);
+  assert.equal(calls, 4);
+});

@@ -290,12 +290,16 @@ export class GuestPhysMap implements PhysMap {
       if (m.gpa < ABOVE_4G_BASE) {
         const first = Math.ceil(m.gpa / PAGE_SIZE);
         const last = Math.min(Math.floor(end / PAGE_SIZE), PAGES_BELOW_4G);
-        for (let p = first; p < last; p++) {
-          const off = m.offset + (p * PAGE_SIZE - m.gpa);
-          if (off % PAGE_SIZE !== 0 || off + PAGE_SIZE > this.u8.length) continue;
-          this.#pages[p] = off / PAGE_SIZE;
-          this.#ro[p] = m.readOnly ? 1 : 0;
-        }
+        // Every page of a mapping shares one GPA-to-backing delta: unaligned ones map nothing, aligned ones
+        // are a run of consecutive backing pages up to the end of the store.
+        const delta = m.offset - m.gpa;
+        if (delta % PAGE_SIZE !== 0) continue;
+        const d = delta / PAGE_SIZE;
+        const stop = Math.min(last, Math.floor(this.u8.length / PAGE_SIZE) - d);
+        const pages = this.#pages;
+        const start = Math.max(first, -d);
+        for (let p = start; p < stop; p++) pages[p] = p + d;
+        if (stop > start) this.#ro.fill(m.readOnly ? 1 : 0, start, stop);
       }
       if (end > ABOVE_4G_BASE) {
         const gpa = Math.max(m.gpa, ABOVE_4G_BASE);

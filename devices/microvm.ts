@@ -38,6 +38,7 @@ import { GuestRam } from "../core/memory.ts";
 import { GsiRouter } from "../core/irq.ts";
 import type { VirtualClock } from "../core/clock.ts";
 import { type LinuxBootInfo, loadLinux } from "../core/boot/mod.ts";
+import { resetEntryState } from "../core/boot/reset_entry.ts";
 import { Uart16550 } from "./uart16550.ts";
 import { I8259Pair } from "./i8259.ts";
 import { I8254 } from "./i8254.ts";
@@ -90,6 +91,11 @@ export interface MicrovmHost {
   wallClockMs: number;
   kernel?: { name: string; bytes: Uint8Array };
   initrd?: { name: string; bytes: Uint8Array };
+  /**
+   * `-incoming`: the migration stream supplies RAM and vCPU state, so the kernel is not loaded (its bytes
+   * not read) until the first reset; entry() is the power-on state meanwhile.
+   */
+  incoming?: boolean;
   /** CPUID.01H EAX/EDX of the vCPU model (copied into the MP table as QEMU+qboot do). */
   cpuSignature: number;
   cpuFeatures: number;
@@ -206,6 +212,8 @@ export class Microvm {
   boot: LinuxBootInfo | null = null;
   /** Backing pages the boot loader wrote (one byte per page): an incoming migration zeroes them first. */
   loaderPages: Uint8Array | null = null;
+  /** -incoming: the kernel load waits for the first reset (MicrovmHost.incoming). */
+  #kernelDeferred = false;
   /** Where each plugged virtio device lives: transport index → device. */
   readonly #virtio = new Map<number, VirtioDevice>();
   readonly #serials: VirtioSerial[] = [];
@@ -394,6 +402,7 @@ export class Microvm {
     this.memory = new AddressSpace("memory", this.system);
     this.#plainWrite = this.memory.write;
     this.io = new AddressSpace("I/O", this.ioRoot);
+    this.#kernelDeferred = host.incoming === true;
     this.#loadKernel();
   }
 
@@ -517,6 +526,7 @@ export class Microvm {
 
   /** Rebuild the kernel command line and reload the kernel (after device_add before boot). */
   reloadKernel(): void {
+    this.#kernelDeferred = false;
     this.ram.clear();
     this.#loadKernel();
   }
@@ -534,7 +544,7 @@ export class Microvm {
       uuid: uuidBytes(this.config.uuid),
       ...fwCfgBootTimes(this.config.boot.props),
     });
-    if (!h.kernel) return;
+    if (!h.kernel || this.#kernelDeferred) return;
     const dirty = this.ram.dirty;
     this.ram.dirty = this.loaderPages = new Uint8Array(Math.ceil(this.ram.u8.length / 4096));
     this.boot = loadLinux(this.ram, {
@@ -556,6 +566,7 @@ export class Microvm {
 
   /** The entry state of the boot CPU (or a real-mode reset state when no kernel was given). */
   entry(): CpuEntryState | null {
+    if (this.#kernelDeferred && this.host.kernel) return resetEntryState();
     return this.boot?.entry ?? null;
   }
 
@@ -632,6 +643,7 @@ export class Microvm {
 
   /** system_reset: every device to its power-on state, RAM cleared, kernel reloaded. */
   reset(): void {
+    this.#kernelDeferred = false;
     for (const d of this.devices) d.reset();
     this.ram.clear();
     this.#loadKernel();

@@ -24,7 +24,7 @@ Deno.test("info jit prints the machine's JIT report, or QEMU's line when there i
   const out = new HmpSession(withJit).execute("info jit");
   assert.match(out, /^Translation buffer state:\n/);
   assert.match(out, /TB count {12}10\n/);
-  assert.match(out, /TB avg target size  20 bytes/);
+  assert.match(out, /TB avg target size {2}20 bytes/);
   assert.match(out, /expansion ratio: 50\.0/);
   assert.match(out, /compile time {8}6\.0 ms \(500 us per TB\)/);
   assert.match(out, /TB invalidate count 2 \(1 code pages written\)/);

@@ -12,11 +12,10 @@ import { writePidfile } from "./pidfile.ts";
 import { openBlockFile } from "../core/host/block_file.ts";
 import { guestFile } from "../core/host/guest_files.ts";
 import type { NetBackend } from "../core/types.ts";
+import type { FsBackend } from "../core/fsdev.ts";
 import { Microvm, MICROVM_DEVICES, TSC_KHZ } from "../devices/microvm.ts";
 import { CpuidModel } from "../core/cpu/cpuid.ts";
 import { type PluginManager, startPlugins } from "../plugins/loader.ts";
-import { openNetdev } from "../core/host/netdev.ts";
-import { openFsdevs } from "../core/host/fsdevs.ts";
 import { openUdsVsock, type UdsVsockBackend } from "../core/host/vsock_uds.ts";
 import { formatCliError, isCliAction, parseCommandLine } from "./cli/mod.ts";
 import { handleTerminationSignals, refuseInspectorSignal } from "./host_signals.ts";
@@ -123,7 +122,19 @@ class LogSink implements GuestLog {
   }
 }
 
-function readInput(kind: "kernel" | "initrd", path: string): Uint8Array {
+/** A kernel/initrd checked now (as readInput does) and read on first use. */
+function lazyInput(kind: "kernel" | "initrd", name: string): { name: string; bytes: Uint8Array } {
+  readInput(kind, name, true);
+  let bytes: Uint8Array | null = null;
+  return {
+    name,
+    get bytes(): Uint8Array {
+      return bytes ??= readInput(kind, name);
+    },
+  };
+}
+
+function readInput(kind: "kernel" | "initrd", path: string, statOnly = false): Uint8Array {
   try {
     // Devices (/dev/zero, /dev/urandom), FIFOs and sockets never end: refuse them before reading, as QEMU's
     // loaders fail at once on them (load_image_size / g_mapped_file).
@@ -134,6 +145,10 @@ function readInput(kind: "kernel" | "initrd", path: string): Uint8Array {
           ? `could not load kernel '${path}': Success`
           : `error reading initrd ${path}: not a regular file`,
       );
+    }
+    if (statOnly) {
+      if (st.isDirectory) throw new Deno.errors.IsADirectory("Is a directory");
+      return new Uint8Array(0);
     }
     // Synchronous: one large read is several times faster than the async path's chunks (restore latency).
     return Deno.readFileSync(path);
@@ -507,17 +522,24 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
   }
   let machineRef: Microvm | null = null;
   const accel = await makeAccelerator(cfg, log, () => machineRef);
+  // Network and 9p backends pull in slirp's FFI and Deno's node: compatibility layer: loaded when used.
+  const { openNetdev } = cfg.netdevs.length ? await import("../core/host/netdev.ts") : { openNetdev: null };
   for (const n of cfg.netdevs) {
     try {
-      netdevs.set(n.id, await openNetdev(n, { onGuestError: (msg) => log.guestError("slirp", msg) }));
+      netdevs.set(n.id, await openNetdev!(n, { onGuestError: (msg) => log.guestError("slirp", msg) }));
     } catch (e) {
       throw n.loc && e instanceof UserError ? new UserError(`${n.loc}: ${e.message}`) : e;
     }
   }
-  const fsdevs = openFsdevs(cfg, (l) => errLine(`${PROG}: ${l}`));
+  const fsdevs = cfg.fsdevs?.length
+    ? (await import("../core/host/fsdevs.ts")).openFsdevs(cfg, (l) => errLine(`${PROG}: ${l}`))
+    : new Map<string, FsBackend>();
   const vsocks: UdsVsockBackend[] = [];
-  const kernel = cfg.kernel ? { name: cfg.kernel, bytes: readInput("kernel", cfg.kernel) } : undefined;
-  const initrd = cfg.initrd ? { name: cfg.initrd, bytes: readInput("initrd", cfg.initrd) } : undefined;
+  // -incoming: the stream replaces what the loader would write; the files are checked now, read at a reset.
+  const input = (kind: "kernel" | "initrd", name: string) =>
+    cfg.incoming === undefined ? { name, bytes: readInput(kind, name) } : lazyInput(kind, name);
+  const kernel = cfg.kernel ? input("kernel", cfg.kernel) : undefined;
+  const initrd = cfg.initrd ? input("initrd", cfg.initrd) : undefined;
   if (initrd && !kernel) throw new UserError("-initrd cannot be used without -kernel");
   let wallClockMs = Date.now();
   if (typeof cfg.rtc.base === "object") wallClockMs = cfg.rtc.base.epochSeconds * 1000;
@@ -559,6 +581,7 @@ export async function buildVm(cfg: VmConfig): Promise<VmRunner> {
     wallClockMs,
     ...(kernel ? { kernel } : {}),
     ...(initrd ? { initrd } : {}),
+    ...(cfg.incoming !== undefined ? { incoming: true } : {}),
     cpuSignature,
     cpuFeatures,
     ...(accel?.name === "kvm"
@@ -636,8 +659,10 @@ export async function main(argv: string[]): Promise<number> {
       rr.runState = "inmigrate";
       if (r.incoming !== "defer") rr.migration.incoming(r.incoming);
     }
-    const { startMonitors } = await import("./monitors.ts");
-    const monitors = startMonitors(rr);
+    // Monitors, gdbstub and plugin events load only when asked for (a bare restore starts sooner).
+    const wantMonitors = r.monitors.length > 0 || r.qtest !== undefined || (r.gdb?.length ?? 0) > 0 ||
+      r.plugins.length > 0;
+    const monitors = wantMonitors ? (await import("./monitors.ts")).startMonitors(rr) : [];
     // -gdb/-s: QEMU starts each in turn and the last one stays.
     for (const dev of r.gdb ?? []) await rr.gdb?.start(dev);
     const code = await rr.run();

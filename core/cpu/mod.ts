@@ -74,6 +74,7 @@ export interface SoftCpuOptions {
 interface SteppedClock {
   nextDeadline?: () => number;
   runDue?: () => void;
+  onEarlierDeadline?: (() => void) | null;
 }
 
 /** Longest run (host ms) between yields that let the host poll I/O: with SoftCpuOptions.pollHost, else by timer. */
@@ -307,6 +308,8 @@ export class SoftCpuAccelerator implements Accelerator {
     for (const l of board.lapics) {
       if ("onWake" in l) (l as { onWake: (() => void) | null }).onWake = () => this.#wake?.();
     }
+    // So does a device timer armed from host I/O meanwhile (e.g. the UART's receive-FIFO timeout).
+    if ("onEarlierDeadline" in clock) clock.onEarlierDeadline = () => this.#wake?.();
     const sliceMs = this.#opts.sliceMs ?? 4;
     try {
       if (this.#dbg !== null && this.#dbg.step >= 0) return await this.#singleStep(this.#dbg);

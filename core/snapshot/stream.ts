@@ -29,7 +29,16 @@ const dec = new TextDecoder();
  * is a bijection of the running value, so any single corrupted word changes the result; ~1 word/ns in V8.
  */
 export function checksum32(b: Uint8Array): number {
-  let h = (0x811c9dc5 ^ b.length) | 0;
+  return checksumEnd(checksumUpdate(checksumStart(b.length), b));
+}
+
+/** Running state of checksum32 over a payload of `len` bytes that arrives in pieces. */
+export function checksumStart(len: number): number {
+  return (0x811c9dc5 ^ len) | 0;
+}
+
+/** Fold the bytes `b` (length a multiple of 4) into running state `h`; returns the new state. */
+export function checksumUpdate(h: number, b: Uint8Array): number {
   const n = b.length >>> 2;
   if ((b.byteOffset & 3) === 0) {
     const w = new Int32Array(b.buffer, b.byteOffset, n);
@@ -38,6 +47,11 @@ export function checksum32(b: Uint8Array): number {
     const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     for (let i = 0; i < n; i++) h = Math.imul(h ^ dv.getInt32(i * 4, true), 0x01000193) ^ (h >>> 15);
   }
+  return h;
+}
+
+/** The checksum of running state `h`. */
+export function checksumEnd(h: number): number {
   return h >>> 0;
 }
 
@@ -86,6 +100,11 @@ export function payloadText(p: Uint8Array): string {
 /** A source of stream bytes: `read(n)` resolves to exactly n bytes, or fewer at end of stream. */
 export interface ByteSource {
   read(n: number): Promise<Uint8Array>;
+  /**
+   * Optional: fill `dst` from the stream synchronously (a file), returning the bytes read (fewer only at
+   * end of stream). Readers use it to put RAM pages straight into guest memory without a staging copy.
+   */
+  readInto?(dst: Uint8Array): number;
 }
 
 /** A ByteSource over bytes already in memory (file: and exec: restores read the whole stream at once). */
@@ -94,6 +113,11 @@ export class BufferSource implements ByteSource {
   constructor(readonly bytes: Uint8Array) {}
   read(n: number): Promise<Uint8Array> {
     return Promise.resolve(this.readSync(n));
+  }
+  readInto(dst: Uint8Array): number {
+    const b = this.readSync(dst.length);
+    dst.set(b);
+    return b.length;
   }
   readSync(n: number): Uint8Array {
     const out = this.bytes.subarray(this.#pos, Math.min(this.bytes.length, this.#pos + n));
@@ -147,8 +171,8 @@ export class StreamReader {
     }
   }
 
-  /** The next verified section (kind and payload). */
-  async section(): Promise<{ kind: number; payload: Uint8Array }> {
+  /** The next section's kind and payload length (checked); its payload and checksum follow in the source. */
+  async sectionHeader(): Promise<{ kind: number; len: number }> {
     const h = await this.#exact(8, `section ${this.count}`);
     const dv = new DataView(h.buffer, h.byteOffset, 8);
     const kind = dv.getUint32(0, true), len = dv.getUint32(4, true);
@@ -157,6 +181,48 @@ export class StreamReader {
         `Migration stream corrupted: section ${this.count} has kind ${kind}, length ${len}`,
       );
     }
+    return { kind, len };
+  }
+
+  /** Read exactly dst.length payload bytes into `dst` (the source's readInto, else a copy). */
+  async readInto(dst: Uint8Array): Promise<void> {
+    const n = this.#src.readInto ? this.#src.readInto(dst) : await this.#copyInto(dst);
+    if (n !== dst.length) {
+      throw new UserError(
+        `Migration stream truncated: section ${this.count} ended after ${n} of ${dst.length} bytes`,
+      );
+    }
+    this.bytes += n;
+  }
+
+  async #copyInto(dst: Uint8Array): Promise<number> {
+    const b = await this.#src.read(dst.length);
+    dst.set(b);
+    return b.length;
+  }
+
+  /** True when the source can fill guest memory directly (readInto). */
+  get direct(): boolean {
+    return this.#src.readInto !== undefined;
+  }
+
+  /** Read the section's stored checksum and compare it with `sum` (checksumEnd of what was read). */
+  async endSection(sum: number): Promise<void> {
+    const b = await this.#exact(4, `section ${this.count}`);
+    if (new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true) !== sum) {
+      throw new UserError(`Migration stream corrupted: checksum mismatch in section ${this.count}`);
+    }
+    this.count++;
+  }
+
+  /** The next verified section (kind and payload). */
+  async section(): Promise<{ kind: number; payload: Uint8Array }> {
+    const { kind, len } = await this.sectionHeader();
+    return { kind, payload: await this.payload(len) };
+  }
+
+  /** The verified payload of a section whose header was just read. */
+  async payload(len: number): Promise<Uint8Array> {
     const body = await this.#exact(len + 4, `section ${this.count}`);
     const payload = body.subarray(0, len);
     const sum = new DataView(body.buffer, body.byteOffset + len, 4).getUint32(0, true);
@@ -164,6 +230,6 @@ export class StreamReader {
       throw new UserError(`Migration stream corrupted: checksum mismatch in section ${this.count}`);
     }
     this.count++;
-    return { kind, payload };
+    return payload;
   }
 }

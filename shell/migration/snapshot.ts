@@ -1,8 +1,9 @@
 /**
  * A whole machine in the migration stream (core/snapshot/stream.ts): header with the machine
  * configuration, RAM, then one STATE section (virtual clock, vCPUs, device tree) and END. Used by
- * `migrate`, `-incoming` and tests; the reader applies RAM as verified sections arrive and the rest only
- * once END was verified, so a bad stream never leaves a runnable half-restored machine.
+ * `migrate`, `-incoming` and tests; the reader puts RAM pages in place as they arrive (each section's
+ * checksum verified at its end) and the rest only once END was verified, so a bad stream never leaves a
+ * runnable half-restored machine (the destination refuses it and exits).
  * @module
  */
 import type { Accelerator } from "../../core/accel.ts";
@@ -10,6 +11,7 @@ import type { VirtualClock } from "../../core/clock.ts";
 import { StateError, UserError } from "../../core/types.ts";
 import { decodeValue, encodeValue } from "../../core/snapshot/codec.ts";
 import { allPages, applyPages, encodePages } from "../../core/snapshot/ram.ts";
+import { readRamSection } from "../../core/snapshot/ram_load.ts";
 import {
   type ByteSource,
   encodeHeader,
@@ -99,8 +101,14 @@ export async function loadMachine(p: MachineParts, src: ByteSource): Promise<Loa
   if (lp) { for (let i = 0; i < lp.length; i++) if (lp[i]) u8.fill(0, i * 4096, (i + 1) * 4096); }
   let state: unknown = null, pages = 0;
   for (;;) {
-    const { kind, payload } = await r.section();
-    if (kind === SEC_RAM || kind === SEC_ZERO) {
+    const { kind, len } = await r.sectionHeader();
+    if (kind === SEC_RAM) {
+      // Straight into guest RAM (ram_load.ts); nothing runs unless the whole stream verifies.
+      pages += await readRamSection(r, u8, len);
+      continue;
+    }
+    const payload = await r.payload(len);
+    if (kind === SEC_ZERO) {
       pages += applyPages(u8, kind, payload);
     } else if (kind === SEC_STATE) {
       try {

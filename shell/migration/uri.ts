@@ -5,7 +5,7 @@
  * @module
  */
 import { UserError } from "../../core/types.ts";
-import { BufferSource, type ByteSource } from "../../core/snapshot/stream.ts";
+import type { ByteSource } from "../../core/snapshot/stream.ts";
 
 /** Where a source writes its stream. */
 export interface StreamSink {
@@ -106,6 +106,41 @@ export async function openSink(uri: string): Promise<StreamSink> {
   }
 }
 
+/**
+ * A file: stream read synchronously (a file never blocks for long): `readInto` lets the RAM loader read
+ * pages straight into guest memory, so the stream is never staged whole.
+ */
+export class FileSource implements StreamSource {
+  #f: Deno.FsFile | null;
+  constructor(f: Deno.FsFile) {
+    this.#f = f;
+  }
+  read(n: number): Promise<Uint8Array> {
+    const b = new Uint8Array(n);
+    return Promise.resolve(b.subarray(0, this.readInto(b)));
+  }
+  readInto(dst: Uint8Array): number {
+    let pos = 0;
+    while (pos < dst.length && this.#f) {
+      let n: number | null;
+      try {
+        n = this.#f.readSync(dst.subarray(pos));
+      } catch (e) {
+        throw new UserError(`Failed to read migration stream: ${osError(e)}`);
+      }
+      if (n === null || n === 0) break;
+      pos += n;
+    }
+    return pos;
+  }
+  close(): void {
+    try {
+      this.#f?.close();
+    } catch { /* closed */ }
+    this.#f = null;
+  }
+}
+
 /** A ByteSource over a ReadableStream, buffering what arrives. */
 class ReaderSource implements StreamSource {
   readonly #r: ReadableStreamDefaultReader<Uint8Array>;
@@ -157,14 +192,14 @@ export function openIncoming(uri: string): IncomingListener {
   try {
     switch (u.kind) {
       case "file": {
-        let bytes: Uint8Array;
+        let f: Deno.FsFile;
         try {
-          bytes = Deno.readFileSync(u.path);
+          f = Deno.openSync(u.path, { read: true });
         } catch (e) {
           throw new UserError(`Failed to open '${u.path}': ${osError(e)}`);
         }
-        const src = new BufferSource(bytes);
-        return { accept: () => Promise.resolve(Object.assign(src, { close() {} })), close() {} };
+        const src = new FileSource(f);
+        return { accept: () => Promise.resolve(src), close: () => src.close() };
       }
       case "exec": {
         const child = new Deno.Command("/bin/sh", { args: ["-c", u.cmd], stdin: "null", stdout: "piped" })
