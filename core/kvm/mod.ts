@@ -49,6 +49,7 @@ import { KvmSystem, type KvmVm } from "./vm.ts";
 import { type KvmVcpu, MSR_IA32_APICBASE } from "./vcpu.ts";
 import { IoEventPoller } from "./ioevent.ts";
 import { probeKvm } from "./probe.ts";
+import { type KvmStateHost, loadKvmState, saveKvmState, validateKvmState } from "./state.ts";
 import {
   type ApStart,
   CTL_PAUSE,
@@ -737,6 +738,40 @@ export class KvmAccelerator implements Accelerator {
     const r = v.registers();
     if (this.#halted[index]) r.halted = true;
     return r;
+  }
+
+  /**
+   * Snapshot/migration: every vCPU (regs, sregs, XSAVE, MSRs, LAPIC, events, MP state) and the KVM clock.
+   * vCPUs in AP Worker threads are not reachable from here: -smp 1 (or apThreads: false) only.
+   */
+  saveState(): unknown {
+    return saveKvmState(this.#stateHost());
+  }
+
+  /** Restore saveState's record; StateError (nothing applied) on a bad one. */
+  loadState(state: unknown): void {
+    const h = this.#stateHost();
+    validateKvmState(h, state);
+    this.#poller?.discardAll();
+    loadKvmState(h, state);
+    this.#halted.fill(false);
+  }
+
+  #stateHost(): KvmStateHost {
+    const vm = this.#vm;
+    if (vm === null || this.#sys === null) throw new Error("KvmAccelerator: init() has not run");
+    if (this.#aps.length > 0) {
+      throw new UserError("Migration with -accel kvm supports one vCPU only (-smp 1)");
+    }
+    const sys = this.#sys;
+    return {
+      libc: this.#libc!,
+      sysFd: sys.fd,
+      vmFd: vm.fd,
+      vcpus: this.#vcpus,
+      lapic: this.#opts.irqchip !== "off",
+      hasCap: (cap) => sys.checkExtension(cap) > 0,
+    };
   }
 
   reset(entry: CpuEntryState): void {
