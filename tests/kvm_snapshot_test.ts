@@ -9,6 +9,7 @@ import { KvmAccelerator, probeKvm } from "../core/kvm/mod.ts";
 import { decodeValue, encodeValue } from "../core/snapshot/codec.ts";
 import { StateError, UserError } from "../core/types.ts";
 import type { KvmState } from "../core/kvm/state.ts";
+import { guestFile } from "../core/host/guest_files.ts";
 import { exitSeq, guest, runGuest, type TestGuest, TraceBoard } from "./kvm_guests.ts";
 
 const KVM_PRESENT = probeKvm().usable;
@@ -160,6 +161,80 @@ Deno.test({
       );
     } finally {
       accel.destroy();
+    }
+  },
+});
+
+/** Run main.ts with HMP on stdio, typing `cmds` one by one once the prompt is up; returns stdout+stderr. */
+async function hmp(extra: string[], cmds: string[]): Promise<string> {
+  const root = new URL("..", import.meta.url).pathname;
+  const child = new Deno.Command("nice", {
+    args: [
+      "deno",
+      "run",
+      "-A",
+      `${root}main.ts`,
+      ...["-M", "microvm", "-accel", "kvm", "-m", "64m", "-smp", "1", "-kernel", await guestFile("vmlinux")],
+      ...["-nodefaults", "-no-user-config", "-nographic", "-S", "-monitor", "stdio", ...extra],
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const w = child.stdin.getWriter();
+  let out = "";
+  const dec = new TextDecoder();
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    for await (const c of s) out += dec.decode(c);
+  };
+  const done = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const until = async (f: () => boolean) => {
+    for (let i = 0; i < 1200 && !f(); i++) await new Promise((r) => setTimeout(r, 50));
+  };
+  const prompts = () => out.split("(qemu) ").length - 1;
+  let sent = 0;
+  const send = async (c: string) => {
+    await until(() => prompts() > sent);
+    sent++;
+    await w.write(new TextEncoder().encode(c + "\n"));
+  };
+  for (const c of cmds) {
+    await send(c);
+    // Poll until a background migration has finished.
+    for (
+      let i = 0;
+      i < 100 && c.startsWith("migrate ") && !/Migration status: (completed|failed)/.test(out);
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 100));
+      await send("info migrate");
+    }
+  }
+  await until(() => prompts() > sent);
+  await w.write(new TextEncoder().encode("quit\n"));
+  await w.close().catch(() => {});
+  await child.status;
+  await done;
+  return out;
+}
+
+Deno.test({
+  name: "KVM migrate of a stopped VM to file: completes and a new process loads the stream",
+  ignore: !KVM_PRESENT,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "mvm-kvmsnap-" });
+    try {
+      const f = `${dir}/vm.mig`;
+      const a = await hmp([], [`migrate file:${f}`]);
+      assert.match(a, /Migration status: completed/, a);
+      const b = await hmp(["-incoming", `file:${f}`], ["info status", "info registers"]);
+      assert.match(b, /VM status: paused/, b);
+      assert.match(b, /EIP=01000600/, b);
+      assert.doesNotMatch(b, /refused|failed/, b);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

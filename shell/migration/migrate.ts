@@ -298,10 +298,14 @@ export class MigrationController {
     this.#sectionCount = 0;
     await this.#send(sink, streamHeader(h), false);
     const wasRunning = h.runState === "running";
+    // An accelerator without dirty logging (KVM) cannot pre-copy: stop first, then copy everything.
+    const live = wasRunning && (!h.accel || h.accel.setDirtyLog !== undefined);
     const u8 = h.machine.ram.u8;
     this.#setupMs = performance.now() - this.#startMs;
     this.#set("active");
-    if (wasRunning) {
+    const stopAt = performance.now();
+    if (wasRunning && !live) await h.stopForMigration();
+    if (live) {
       // Pre-copy: track writes from now on, send everything, then what was written meanwhile.
       const log = new DirtyLog(u8.length);
       h.machine.ram.dirty = log.bits;
@@ -324,19 +328,19 @@ export class MigrationController {
       }
     }
     // Stop-and-copy.
-    const stopAt = performance.now();
-    if (wasRunning) await h.stopForMigration();
+    const stopLiveAt = performance.now();
+    if (live) await h.stopForMigration();
     this.#set("device");
-    const pages = wasRunning ? takeBits(h.machine.ram.dirty!) : allPages(u8);
+    const pages = live ? takeBits(h.machine.ram.dirty!) : allPages(u8);
     this.#stopDirtyLog();
-    await this.#sendPages(sink, pages, wasRunning, false);
+    await this.#sendPages(sink, pages, live, false);
     this.#rounds++;
     await this.#send(sink, stateSection(h, wasRunning), false);
     await this.#send(sink, endSection(this.#sectionCount + 1), false);
     await sink.close();
     this.#sink = null;
     const end = performance.now();
-    this.#downtimeMs = wasRunning ? end - stopAt : 0;
+    this.#downtimeMs = wasRunning ? end - (live ? stopLiveAt : stopAt) : 0;
     this.#totalMs = end - this.#startMs;
     h.setRunState("postmigrate");
     this.#set("completed");
