@@ -740,10 +740,7 @@ export class KvmAccelerator implements Accelerator {
     return r;
   }
 
-  /**
-   * Snapshot/migration: every vCPU (regs, sregs, XSAVE, MSRs, LAPIC, events, MP state) and the KVM clock.
-   * vCPUs in AP Worker threads are not reachable from here: -smp 1 (or apThreads: false) only.
-   */
+  /** Snapshot/migration (core/kvm/state.ts). vCPUs in AP Worker threads are out of reach: -smp 1 only. */
   saveState(): unknown {
     return saveKvmState(this.#stateHost());
   }
@@ -758,20 +755,14 @@ export class KvmAccelerator implements Accelerator {
   }
 
   #stateHost(): KvmStateHost {
-    const vm = this.#vm;
-    if (vm === null || this.#sys === null) throw new Error("KvmAccelerator: init() has not run");
+    const [vm, sys] = [this.#vm, this.#sys];
+    if (vm === null || sys === null) throw new Error("KvmAccelerator: init() has not run");
     if (this.#aps.length > 0) {
       throw new UserError("Migration with -accel kvm supports one vCPU only (-smp 1)");
     }
-    const sys = this.#sys;
-    return {
-      libc: this.#libc!,
-      sysFd: sys.fd,
-      vmFd: vm.fd,
-      vcpus: this.#vcpus,
-      lapic: this.#opts.irqchip !== "off",
-      hasCap: (cap) => sys.checkExtension(cap) > 0,
-    };
+    const lapic = this.#opts.irqchip !== "off";
+    const hasCap = (cap: number) => sys.checkExtension(cap) > 0;
+    return { libc: this.#libc!, sysFd: sys.fd, vmFd: vm.fd, vcpus: this.#vcpus, lapic, hasCap };
   }
 
   reset(entry: CpuEntryState): void {
