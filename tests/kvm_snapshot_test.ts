@@ -9,6 +9,7 @@ import { KvmAccelerator, probeKvm } from "../core/kvm/mod.ts";
 import { decodeValue, encodeValue } from "../core/snapshot/codec.ts";
 import { StateError, UserError } from "../core/types.ts";
 import type { KvmState } from "../core/kvm/state.ts";
+import * as S from "../core/kvm/state.ts";
 import { guestFile } from "../core/host/guest_files.ts";
 import { exitSeq, guest, runGuest, type TestGuest, TraceBoard } from "./kvm_guests.ts";
 
@@ -237,4 +238,53 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("state.ts struct sizes, ioctl numbers and capabilities match <linux/kvm.h>", async () => {
+  const names = [
+    "KVM_GET_FPU",
+    "KVM_SET_FPU",
+    "KVM_GET_XSAVE",
+    "KVM_SET_XSAVE",
+    "KVM_GET_XCRS",
+    "KVM_SET_XCRS",
+    "KVM_GET_CLOCK",
+    "KVM_SET_CLOCK",
+    "KVM_CAP_ADJUST_CLOCK",
+    "KVM_CAP_XSAVE",
+    "KVM_CAP_XCRS",
+  ] as const;
+  const src = `#include <stdio.h>
+#include <linux/kvm.h>
+int main(void) {
+  printf("%zu %zu %zu %zu\\n", sizeof(struct kvm_fpu), sizeof(struct kvm_xsave), sizeof(struct kvm_xcrs),
+         sizeof(struct kvm_clock_data));
+${names.map((n) => `  printf("%lu\\n", (unsigned long)(${n}));`).join("\n")}
+  return 0;
+}
+`;
+  const dir = await Deno.makeTempDir({ prefix: "kvm_state_layout_" });
+  try {
+    await Deno.writeTextFile(`${dir}/l.c`, src);
+    let ok = false;
+    try {
+      ok =
+        (await new Deno.Command("gcc", { args: ["-o", `${dir}/l`, `${dir}/l.c`], stderr: "null" }).output())
+          .success;
+    } catch (_e: unknown) {
+      ok = false;
+    }
+    if (!ok) {
+      console.log("SKIP: gcc or <linux/kvm.h> unavailable: state.ts layout cross-check not run");
+      return;
+    }
+    const out = new TextDecoder().decode(
+      (await new Deno.Command(`${dir}/l`, { stdout: "piped" }).output()).stdout,
+    )
+      .trim().split("\n");
+    assert.deepEqual(out[0].split(" ").map(Number), [S.SIZE_FPU, S.SIZE_XSAVE, S.SIZE_XCRS, S.SIZE_CLOCK]);
+    names.forEach((n, i) => assert.equal(Number(out[i + 1]), S[n], n));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
