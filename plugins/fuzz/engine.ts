@@ -12,6 +12,9 @@ import { devicesById, stateFeature, V8Coverage } from "./coverage.ts";
 import { OpGen, selectTargets, type Target } from "./gen.ts";
 import { minimize } from "./minimize.ts";
 
+/** Inputs per V8 coverage take. */
+const V8_BATCH = 16;
+
 /** Coverage feedback kind. */
 export type CoverageKind = "v8" | "state";
 
@@ -160,6 +163,7 @@ export class Fuzzer {
       }
       await this.#exec(input, true);
       execs++;
+      if (this.#batch.length >= V8_BATCH) await this.#flushBatch();
       const t = this.#now();
       if (t - lastProgress >= progressMs) {
         lastProgress = t;
@@ -168,6 +172,7 @@ export class Fuzzer {
         o.onProgress?.(p);
       }
     }
+    await this.#flushBatch();
     const elapsed = this.#now() - start;
     if (o.coverage !== "v8") await this.#v8.take();
     await this.#v8.stop();
@@ -221,6 +226,44 @@ export class Fuzzer {
     return null;
   }
 
+  /** Add `feats` to the coverage; `input` joins the corpus when one was new and `keep` holds. */
+  #consider(input: Op[], feats: readonly string[], keep: boolean): boolean {
+    let fresh = false;
+    for (const f of feats) {
+      if (!this.#features.has(f)) {
+        this.#features.add(f);
+        fresh = true;
+      }
+    }
+    if (fresh && keep) this.#corpus.push(input);
+    return fresh;
+  }
+
+  /** Inputs run since the last V8 coverage take ("v8" feedback). */
+  #batch: { input: Op[]; keep: boolean }[] = [];
+
+  /**
+   * Take V8 coverage for the batch; when it holds a new block, re-run the batch's inputs one take each
+   * (runs are deterministic from the snapshot) so that exactly the inputs that reached new blocks join
+   * the corpus, as with one take per input.
+   */
+  async #flushBatch(): Promise<void> {
+    if (this.#o.coverage !== "v8" || this.#batch.length === 0) return;
+    const batch = this.#batch;
+    this.#batch = [];
+    const feats = await this.#v8.take();
+    if (!feats.some((f) => !this.#features.has(f))) return;
+    if (batch.length === 1) {
+      this.#consider(batch[0].input, feats, batch[0].keep);
+      return;
+    }
+    for (const { input, keep } of batch) {
+      runOps(this.#build(), input, { hangMs: Infinity, now: this.#now });
+      this.#consider(input, await this.#v8.take(), keep);
+    }
+    this.#consider(batch[0].input, feats, false);
+  }
+
   async #exec(input: Op[], record: boolean): Promise<void> {
     const fm = this.#build();
     const feats: string[] = [];
@@ -245,15 +288,11 @@ export class Fuzzer {
         }
       },
     });
-    if (this.#o.coverage === "v8") feats.push(...await this.#v8!.take());
-    let fresh = false;
-    for (const f of feats) {
-      if (!this.#features.has(f)) {
-        this.#features.add(f);
-        fresh = true;
-      }
+    if (this.#o.coverage === "v8") {
+      // One coverage take per batch of inputs (a take walks every script V8 has: most of an exec's cost).
+      this.#batch.push({ input, keep: findings.length === 0 });
     }
-    if (fresh && findings.length === 0) this.#corpus.push(input);
+    this.#consider(input, feats, findings.length === 0);
     for (const f of findings) {
       const key = findingKey(f);
       if (this.#findings.has(key)) continue;
