@@ -47,6 +47,11 @@ export interface FuzzOptions {
   fresh?: boolean;
   /** How the reused machine is reset between inputs: from an in-memory snapshot (default) or by system_reset. */
   reset?: "snapshot" | "system";
+  /** Called when an input of this run (not an imported one) joins the corpus (parallel workers publish it). */
+  onCorpus?: (input: Op[]) => void;
+  /** Called every `exchangeEvery` execs (default 32): inputs other workers found, to run and maybe keep. */
+  exchange?: () => Promise<Op[][]>;
+  exchangeEvery?: number;
   /** Called on each new machine (tests add deliberately buggy regions). */
   prepare?: (fm: FuzzMachine) => void;
 }
@@ -91,7 +96,12 @@ export interface FuzzResult {
   devices: DeviceStats[];
   targets: Target[];
   /** V8 block coverage of devices/ over the campaign (per-file table; the common yardstick). */
-  v8: V8Coverage;
+  v8: Pick<V8Coverage, "blocks" | "perFile">;
+  /** Coverage features (block or state signatures) reached. */
+  features: string[];
+  /** Inputs received through `exchange`, and how many of them reached coverage new here (joined the corpus). */
+  imported: number;
+  importedKept: number;
 }
 
 /** The fuzzer. `await new Fuzzer(opts).run()`. */
@@ -151,7 +161,15 @@ export class Fuzzer {
     let lastProgress = start;
     let execs = 0;
     const pending = [...(o.seeds ?? [])];
+    const every = o.exchangeEvery ?? 32;
     while (execs < runs && this.#now() < deadline) {
+      if (o.exchange && execs % every === 0) {
+        for (const inp of await o.exchange()) {
+          this.#imports.add(inp);
+          this.#imported++;
+          pending.push(inp);
+        }
+      }
       let input: Op[];
       if (pending.length) input = pending.shift()!;
       else if (this.#corpus.length === 0 || this.#rng.chance(0.1)) {
@@ -193,6 +211,9 @@ export class Fuzzer {
       })),
       targets: this.#targets,
       v8: this.#v8,
+      features: [...this.#features],
+      imported: this.#imported,
+      importedKept: this.#importedKept,
     };
   }
 
@@ -235,9 +256,17 @@ export class Fuzzer {
         fresh = true;
       }
     }
-    if (fresh && keep) this.#corpus.push(input);
+    if (fresh && keep) {
+      this.#corpus.push(input);
+      if (this.#imports.has(input)) this.#importedKept++;
+      else this.#o.onCorpus?.(input);
+    }
     return fresh;
   }
+
+  readonly #imports = new WeakSet<Op[]>();
+  #imported = 0;
+  #importedKept = 0;
 
   /** Inputs run since the last V8 coverage take ("v8" feedback). */
   #batch: { input: Op[]; keep: boolean }[] = [];
