@@ -4,6 +4,7 @@
  * it reaches coverage new to them. Findings are de-duplicated by key; progress and result aggregate all.
  * @module
  */
+import { UserError } from "../core/types.ts";
 import type { FuzzFinding, FuzzProgress, FuzzResult } from "../plugins/fuzz/engine.ts";
 import type { Op } from "../plugins/fuzz/input.ts";
 import type { FileCoverage } from "../plugins/fuzz/coverage.ts";
@@ -54,7 +55,10 @@ export function fuzzParallel(
       };
       w.onmessage = (e: MessageEvent) => {
         const m = e.data;
-        if (m.type === "corpus") {
+        if (m.type === "error") {
+          for (const x of workers) x.terminate();
+          reject(new UserError(m.message));
+        } else if (m.type === "corpus") {
           published[i]++;
           for (let j = 0; j < jobs; j++) {
             if (j !== i) workers[j].postMessage({ type: "corpus", inputs: [m.input] });

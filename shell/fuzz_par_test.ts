@@ -77,3 +77,24 @@ Deno.test("fuzz --jobs 1 stays deterministic for a seed (same corpus files twice
     Deno.removeSync(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "fuzz --jobs 2 with an unknown target is one user error, not a worker crash",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  fn: async () => {
+    await assert.rejects(
+      fuzzParallel({
+        targets: ["bogus"],
+        seed: 1,
+        runs: 4,
+        coverage: "state",
+        maxOps: 8,
+        hangMs: 1000,
+        fresh: false,
+        seeds: [],
+      }, 2),
+      (e: Error) => e.name === "UserError" && /Unknown fuzz target "bogus"/.test(e.message),
+    );
+  },
+});

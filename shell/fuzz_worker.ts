@@ -7,6 +7,7 @@
 import "./fuzz_argv.ts"; // the fuzzer's command-line parser (plugins/ may not import shell/)
 import { type CoverageKind, Fuzzer, type FuzzFinding, type FuzzProgress } from "../plugins/fuzz/engine.ts";
 import type { Op } from "../plugins/fuzz/input.ts";
+import { UserError } from "../core/types.ts";
 import type { FuzzMachine } from "../plugins/fuzz/machine.ts";
 import type { FileCoverage } from "../plugins/fuzz/coverage.ts";
 import type { Target } from "../plugins/fuzz/gen.ts";
@@ -55,7 +56,17 @@ self.onmessage = async (e: MessageEvent) => {
     return;
   }
   if (m.type !== "start") return;
-  const o = m.opts as FuzzWorkerOptions;
+  try {
+    await start(m.opts as FuzzWorkerOptions);
+  } catch (err) {
+    // A user error (an unknown --target) comes back as one line; anything else as a worker error.
+    if (!(err instanceof UserError)) throw err;
+    self.postMessage({ type: "error", message: err.message });
+    self.close();
+  }
+};
+
+async function start(o: FuzzWorkerOptions): Promise<void> {
   const prepare = o.prepareModule
     ? (await import(o.prepareModule)).prepare as (fm: FuzzMachine) => void
     : undefined;
@@ -98,4 +109,4 @@ self.onmessage = async (e: MessageEvent) => {
   };
   self.postMessage({ type: "done", r: res });
   self.close();
-};
+}
