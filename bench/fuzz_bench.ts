@@ -14,6 +14,7 @@ import { restoreFuzzSnapshot, takeFuzzSnapshot } from "../plugins/fuzz/snapshot.
 import { Fuzzer } from "../plugins/fuzz/engine.ts";
 import type { Plugin } from "../plugins/api.ts";
 import "../shell/fuzz_argv.ts"; // the fuzzer's command-line parser
+import { fuzzParallel } from "../shell/fuzz_par.ts";
 
 const args = Deno.args;
 const si = args.indexOf("--seconds");
@@ -136,4 +137,23 @@ for (const coverage of ["v8", "state"] as const) {
         } V8 blocks  corpus ${r.corpus.length}  findings ${r.findings.length}`,
     );
   }
+}
+
+const jobs = Math.max(1, navigator.hardwareConcurrency || 1);
+console.log(`\nfuzz --jobs ${jobs} (Web Workers, shared corpus), all targets, seed 1, ${seconds} s:`);
+for (const coverage of ["v8", "state"] as const) {
+  const r = await fuzzParallel(
+    { targets: [], seed: 1, timeSec: seconds, coverage, maxOps: 96, hangMs: 1000, fresh: false, seeds: [] },
+    jobs,
+  );
+  const ops = r.devices.reduce((n, d) => n + d.ops, 0);
+  const s = r.elapsedMs / 1000;
+  console.log(
+    `  ${coverage.padEnd(5)} ${(r.execs / s).toFixed(0).padStart(6)} execs/s ${
+      (ops / s).toFixed(0).padStart(8)
+    } device ops/s (${
+      (ops / s / jobs).toFixed(0)
+    } per worker)  ${r.coverage} features  corpus ${r.corpus.length}` +
+      `  imported ${r.imported} (kept ${r.importedKept})  findings ${r.findings.length}`,
+  );
 }

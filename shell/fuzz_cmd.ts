@@ -13,6 +13,7 @@ import { coverageSvg, textReport } from "../plugins/fuzz/report.ts";
 import { hashState } from "../plugins/fuzz/coverage.ts";
 import { type Finding, FUZZ_ARGV_MODERN } from "../plugins/fuzz/machine.ts";
 import "./fuzz_argv.ts"; // the fuzzer's command-line parser
+import { fuzzParallel } from "./fuzz_par.ts";
 
 const enc = new TextEncoder();
 
@@ -34,6 +35,8 @@ export interface FuzzCmdOptions {
   /** Virtio-mmio version 2 transports (-global virtio-mmio.force-legacy=false). */
   modern: boolean;
   hangMs: number;
+  /** Parallel workers sharing a corpus (1: today's single-thread, deterministic run). */
+  jobs: number;
 }
 
 /** Usage text of `fuzz --help`. */
@@ -50,6 +53,8 @@ export const FUZZ_USAGE = `usage: microvm.ts fuzz [options]
   --fresh             a new machine per input (default: reset one)
   --modern            virtio-mmio version 2 transports (default: legacy, as QEMU's microvm)
   --hang-ms N         host ms one op may take before it counts as a hang (default 1000)
+  --jobs N            N worker threads with a shared corpus, seeds N..N+jobs-1 (default: cores;
+                      1: single thread, deterministic for a seed)
   --quiet             no progress line and no report on stdout
   --replay FILE       run a reproducer; exit 1 if it still finds something
   --minimize FILE     print a smaller reproducer for FILE's first finding
@@ -74,6 +79,7 @@ export function parseFuzzArgs(argv: readonly string[]): FuzzCmdOptions | "help" 
     quiet: false,
     modern: false,
     hangMs: 1000,
+    jobs: Math.max(1, navigator.hardwareConcurrency || 1),
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -131,6 +137,9 @@ export function parseFuzzArgs(argv: readonly string[]): FuzzCmdOptions | "help" 
         break;
       case "--hang-ms":
         o.hangMs = Math.max(1, num(flag, val()));
+        break;
+      case "--jobs":
+        o.jobs = Math.max(1, Math.floor(num(flag, val())));
         break;
       case "--quiet":
         o.quiet = true;
@@ -255,20 +264,38 @@ export async function fuzzMain(argv: readonly string[]): Promise<number> {
         `findings ${p.findings}  ${(p.elapsedMs / 1000).toFixed(0)} s`;
       err(tty ? `\r${line}\x1b[K` : line + "\n");
     };
-    const fuzzer = new Fuzzer({
-      targets: o.targets,
-      seed: o.seed,
-      ...(o.runs !== undefined ? { runs: o.runs } : {}),
-      ...(o.timeSec !== undefined ? { timeSec: o.timeSec } : {}),
-      coverage: o.coverage,
-      maxOps: o.maxOps,
-      seeds,
-      onProgress,
-      fresh: o.fresh,
-      hangMs: o.hangMs,
-      ...(o.modern ? { argv: FUZZ_ARGV_MODERN } : {}),
-    });
-    const r = await fuzzer.run();
+    const mArgv = o.modern ? FUZZ_ARGV_MODERN : undefined;
+    const jobs = o.replay === undefined ? o.jobs : 1;
+    const r = jobs > 1
+      ? await fuzzParallel(
+        {
+          targets: o.targets,
+          seed: o.seed,
+          ...(o.runs !== undefined ? { runs: o.runs } : {}), // the total over all workers
+          ...(o.timeSec !== undefined ? { timeSec: o.timeSec } : {}),
+          coverage: o.coverage,
+          maxOps: o.maxOps,
+          hangMs: o.hangMs,
+          fresh: o.fresh,
+          ...(mArgv ? { argv: mArgv } : {}),
+          seeds,
+        },
+        jobs,
+        onProgress,
+      )
+      : await new Fuzzer({
+        targets: o.targets,
+        seed: o.seed,
+        ...(o.runs !== undefined ? { runs: o.runs } : {}),
+        ...(o.timeSec !== undefined ? { timeSec: o.timeSec } : {}),
+        coverage: o.coverage,
+        maxOps: o.maxOps,
+        seeds,
+        onProgress,
+        fresh: o.fresh,
+        hangMs: o.hangMs,
+        ...(mArgv ? { argv: mArgv } : {}),
+      }).run();
     if (tty && !o.quiet) err("\n");
     const virtio = new Map(r.targets.filter((t) => t.virtio).map((t) => [t.device, t.virtio!]));
     const how =

@@ -191,6 +191,8 @@ export function codeMask(src: string): Uint8Array {
   return m;
 }
 
+const keyHash = new Map<string, number>();
+
 /** FNV-1a over a plain-data value (numbers, strings, arrays, typed arrays, objects, bigint). */
 export function hashState(v: unknown, h = 0x811c9dc5): number {
   const mix = (x: number) => {
@@ -226,7 +228,17 @@ export function hashState(v: unknown, h = 0x811c9dc5): number {
         }
         if (ArrayBuffer.isView(x)) {
           const u = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-          for (let i = 0; i < u.length; i++) if (u[i]) mix(i * 256 + u[i]);
+          // Zero bytes add nothing: skip them a 32-bit word at a time where the view is aligned.
+          const words = (x.byteOffset & 3) === 0
+            ? new Uint32Array(x.buffer, x.byteOffset, u.length >>> 2)
+            : null;
+          for (let i = 0; i < u.length; i++) {
+            if (words && (i & 3) === 0 && i + 4 <= u.length && words[i >>> 2] === 0) {
+              i += 3;
+              continue;
+            }
+            if (u[i]) mix(i * 256 + u[i]);
+          }
           mix(u.length);
           return;
         }
@@ -236,7 +248,13 @@ export function hashState(v: unknown, h = 0x811c9dc5): number {
           return;
         }
         for (const k of Object.keys(x as object)) {
-          walk(k);
+          // Keys by a cached hash of their own (state objects repeat the same few names on every op).
+          let kh = keyHash.get(k);
+          if (kh === undefined) {
+            if (keyHash.size > 1 << 16) keyHash.clear();
+            keyHash.set(k, kh = hashState(k));
+          }
+          mix(kh);
           walk((x as Record<string, unknown>)[k]);
         }
         return;

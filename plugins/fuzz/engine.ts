@@ -12,6 +12,9 @@ import { devicesById, stateFeature, V8Coverage } from "./coverage.ts";
 import { OpGen, selectTargets, type Target } from "./gen.ts";
 import { minimize } from "./minimize.ts";
 
+/** Inputs per V8 coverage take. */
+const V8_BATCH = 16;
+
 /** Coverage feedback kind. */
 export type CoverageKind = "v8" | "state";
 
@@ -44,6 +47,11 @@ export interface FuzzOptions {
   fresh?: boolean;
   /** How the reused machine is reset between inputs: from an in-memory snapshot (default) or by system_reset. */
   reset?: "snapshot" | "system";
+  /** Called when an input of this run (not an imported one) joins the corpus (parallel workers publish it). */
+  onCorpus?: (input: Op[]) => void;
+  /** Called every `exchangeEvery` execs (default 32): inputs other workers found, to run and maybe keep. */
+  exchange?: () => Promise<Op[][]>;
+  exchangeEvery?: number;
   /** Called on each new machine (tests add deliberately buggy regions). */
   prepare?: (fm: FuzzMachine) => void;
 }
@@ -88,7 +96,12 @@ export interface FuzzResult {
   devices: DeviceStats[];
   targets: Target[];
   /** V8 block coverage of devices/ over the campaign (per-file table; the common yardstick). */
-  v8: V8Coverage;
+  v8: Pick<V8Coverage, "blocks" | "perFile">;
+  /** Coverage features (block or state signatures) reached. */
+  features: string[];
+  /** Inputs received through `exchange`, and how many of them reached coverage new here (joined the corpus). */
+  imported: number;
+  importedKept: number;
 }
 
 /** The fuzzer. `await new Fuzzer(opts).run()`. */
@@ -148,7 +161,15 @@ export class Fuzzer {
     let lastProgress = start;
     let execs = 0;
     const pending = [...(o.seeds ?? [])];
+    const every = o.exchangeEvery ?? 32;
     while (execs < runs && this.#now() < deadline) {
+      if (o.exchange && execs % every === 0) {
+        for (const inp of await o.exchange()) {
+          this.#imports.add(inp);
+          this.#imported++;
+          pending.push(inp);
+        }
+      }
       let input: Op[];
       if (pending.length) input = pending.shift()!;
       else if (this.#corpus.length === 0 || this.#rng.chance(0.1)) {
@@ -160,6 +181,7 @@ export class Fuzzer {
       }
       await this.#exec(input, true);
       execs++;
+      if (this.#batch.length >= V8_BATCH) await this.#flushBatch();
       const t = this.#now();
       if (t - lastProgress >= progressMs) {
         lastProgress = t;
@@ -168,6 +190,7 @@ export class Fuzzer {
         o.onProgress?.(p);
       }
     }
+    await this.#flushBatch();
     const elapsed = this.#now() - start;
     if (o.coverage !== "v8") await this.#v8.take();
     await this.#v8.stop();
@@ -188,6 +211,9 @@ export class Fuzzer {
       })),
       targets: this.#targets,
       v8: this.#v8,
+      features: [...this.#features],
+      imported: this.#imported,
+      importedKept: this.#importedKept,
     };
   }
 
@@ -221,6 +247,52 @@ export class Fuzzer {
     return null;
   }
 
+  /** Add `feats` to the coverage; `input` joins the corpus when one was new and `keep` holds. */
+  #consider(input: Op[], feats: readonly string[], keep: boolean): boolean {
+    let fresh = false;
+    for (const f of feats) {
+      if (!this.#features.has(f)) {
+        this.#features.add(f);
+        fresh = true;
+      }
+    }
+    if (fresh && keep) {
+      this.#corpus.push(input);
+      if (this.#imports.has(input)) this.#importedKept++;
+      else this.#o.onCorpus?.(input);
+    }
+    return fresh;
+  }
+
+  readonly #imports = new WeakSet<Op[]>();
+  #imported = 0;
+  #importedKept = 0;
+
+  /** Inputs run since the last V8 coverage take ("v8" feedback). */
+  #batch: { input: Op[]; keep: boolean }[] = [];
+
+  /**
+   * Take V8 coverage for the batch; when it holds a new block, re-run the batch's inputs one take each
+   * (runs are deterministic from the snapshot) so that exactly the inputs that reached new blocks join
+   * the corpus, as with one take per input.
+   */
+  async #flushBatch(): Promise<void> {
+    if (this.#o.coverage !== "v8" || this.#batch.length === 0) return;
+    const batch = this.#batch;
+    this.#batch = [];
+    const feats = await this.#v8.take();
+    if (!feats.some((f) => !this.#features.has(f))) return;
+    if (batch.length === 1) {
+      this.#consider(batch[0].input, feats, batch[0].keep);
+      return;
+    }
+    for (const { input, keep } of batch) {
+      runOps(this.#build(), input, { hangMs: Infinity, now: this.#now });
+      this.#consider(input, await this.#v8.take(), keep);
+    }
+    this.#consider(batch[0].input, feats, false);
+  }
+
   async #exec(input: Op[], record: boolean): Promise<void> {
     const fm = this.#build();
     const feats: string[] = [];
@@ -245,15 +317,11 @@ export class Fuzzer {
         }
       },
     });
-    if (this.#o.coverage === "v8") feats.push(...await this.#v8!.take());
-    let fresh = false;
-    for (const f of feats) {
-      if (!this.#features.has(f)) {
-        this.#features.add(f);
-        fresh = true;
-      }
+    if (this.#o.coverage === "v8") {
+      // One coverage take per batch of inputs (a take walks every script V8 has: most of an exec's cost).
+      this.#batch.push({ input, keep: findings.length === 0 });
     }
-    if (fresh && findings.length === 0) this.#corpus.push(input);
+    this.#consider(input, feats, findings.length === 0);
     for (const f of findings) {
       const key = findingKey(f);
       if (this.#findings.has(key)) continue;
