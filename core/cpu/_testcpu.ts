@@ -6,6 +6,7 @@ import { makeHarnessBoard } from "./harness.ts";
 import { Cpu, CS, DS, ES, SS } from "./cpu.ts";
 import { Interp } from "./interp.ts";
 import type { FlatRam, HarnessOptions } from "./harness.ts";
+import type { CpuEntryState } from "../accel.ts";
 
 /** Code is placed here by tests. */
 export const CODE = 0x10000;
@@ -92,4 +93,30 @@ export function loadVectors(): Vector[] {
     } else if (line.startsWith("C ")) out[out.length - 1].cases.push(line.slice(2).split(" "));
   }
   return out;
+}
+
+/**
+ * Entry state of flat 32-bit protected mode at 0x1000 (CS 0x10, data 0x18, paging off, empty IDT), with
+ * `over` replacing any field: the start of the accelerator-level tests.
+ */
+export function flat32Entry(over: Partial<CpuEntryState> = {}): CpuEntryState {
+  const flat = { selector: 0x18, base: 0, limit: 0xffffffff, attrs: 0xc093 };
+  return {
+    regs: { rip: 0x1000n, rflags: 2n },
+    cs: { selector: 0x10, base: 0, limit: 0xffffffff, attrs: 0xc09b },
+    ds: flat,
+    es: flat,
+    ss: flat,
+    fs: flat,
+    gs: flat,
+    tr: { selector: 0, base: 0, limit: 0xffff, attrs: 0x8b },
+    ldtr: { selector: 0, base: 0, limit: 0xffff, attrs: 0x82 },
+    gdt: { base: 0, limit: 0 },
+    idt: { base: 0, limit: 0 },
+    cr0: 0x11n,
+    cr3: 0n,
+    cr4: 0n,
+    efer: 0n,
+    ...over,
+  };
 }

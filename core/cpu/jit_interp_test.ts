@@ -5,13 +5,12 @@
  * middle of a REP op leaves the state the interpreter leaves.
  */
 import assert from "node:assert/strict";
-import { CODE, getReg, longModeCpu, setReg } from "./_testcpu.ts";
+import { CODE, flat32Entry, getReg, longModeCpu, setReg } from "./_testcpu.ts";
 import { attachJit } from "./jit.ts";
 import { type Cpu, CpuFault } from "./cpu.ts";
 import type { Interp } from "./interp.ts";
 import { makeHarnessBoard } from "./harness.ts";
 import { SoftCpuAccelerator } from "./mod.ts";
-import type { CpuEntryState, SegmentState } from "../accel.ts";
 
 const DATA = 0x30000;
 
@@ -312,24 +311,7 @@ Deno.test("JIT: a MOV DS a block runs through the interpreter that loads a limit
     ram.writeU64(0x800 + 0x20, limited ? 0x0040931000000fffn : 0x00cf93100000ffffn);
     ram.writeU32(0x101000, 0xabcd);
     const accel = new SoftCpuAccelerator({ jitHot: 1 });
-    const flat: SegmentState = { selector: 0x18, base: 0, limit: 0xffffffff, attrs: 0xc093 };
-    const entry: CpuEntryState = {
-      regs: { rip: 0x1000n, rflags: 2n },
-      cs: { selector: 0x10, base: 0, limit: 0xffffffff, attrs: 0xc09b },
-      ds: flat,
-      es: flat,
-      ss: flat,
-      fs: flat,
-      gs: flat,
-      tr: { selector: 0, base: 0, limit: 0xffff, attrs: 0x8b },
-      ldtr: { selector: 0, base: 0, limit: 0xffff, attrs: 0x82 },
-      gdt: { base: 0x800, limit: 0x27 },
-      idt: { base: 0, limit: 0 },
-      cr0: 0x11n,
-      cr3: 0n,
-      cr4: 0n,
-      efer: 0n,
-    };
+    const entry = flat32Entry({ gdt: { base: 0x800, limit: 0x27 } });
     ram.write(0x1000, new Uint8Array(code));
     accel.init(board, entry);
     const exit = await accel.run();

@@ -3,12 +3,11 @@
  * bitmap and SYSENTER/SYSEXIT, checked at register level on short code sequences.
  */
 import assert from "node:assert/strict";
-import { CODE, longModeCpu, runUntil, setReg } from "./_testcpu.ts";
+import { CODE, flat32Entry, longModeCpu, runUntil, setReg } from "./_testcpu.ts";
 import { type Cpu, CpuFault, CS, DS, ES, FS, GS, SS, TR } from "./cpu.ts";
 import { Cpu as CpuClass } from "./cpu.ts";
 import { makeHarnessBoard } from "./harness.ts";
 import { Interp, SoftCpuAccelerator } from "./mod.ts";
-import type { CpuEntryState, SegmentState } from "../accel.ts";
 import { wrmsr } from "./system.ts";
 import type { FlatRam } from "./harness.ts";
 
@@ -297,24 +296,9 @@ Deno.test("a hot loop through a limited DS faults at the limit with the JIT on (
   for (const limit of [0xfff, 0xffffffff]) {
     const { board, ram } = makeHarnessBoard({ ramBytes: 4 << 20 });
     const accel = new SoftCpuAccelerator({ jitHot: 2 });
-    const flat: SegmentState = { selector: 0x18, base: 0, limit: 0xffffffff, attrs: 0xc093 };
-    const entry: CpuEntryState = {
-      regs: { rip: 0x1000n, rflags: 2n },
-      cs: { selector: 0x10, base: 0, limit: 0xffffffff, attrs: 0xc09b },
+    const entry = flat32Entry({
       ds: { selector: 0x20, base: 0x100000, limit, attrs: limit === 0xfff ? 0x4093 : 0xc093 },
-      es: flat,
-      ss: flat,
-      fs: flat,
-      gs: flat,
-      tr: { selector: 0, base: 0, limit: 0xffff, attrs: 0x8b },
-      ldtr: { selector: 0, base: 0, limit: 0xffff, attrs: 0x82 },
-      gdt: { base: 0, limit: 0 },
-      idt: { base: 0, limit: 0 },
-      cr0: 0x11n,
-      cr3: 0n,
-      cr4: 0n,
-      efer: 0n,
-    };
+    });
     ram.write(0x1000, new Uint8Array(code));
     accel.init(board, entry);
     const exit = await accel.run();

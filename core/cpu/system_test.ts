@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CODE, getReg, installTables, longModeCpu, runUntil, setReg } from "./_testcpu.ts";
+import { CODE, flat32Entry, getReg, installTables, longModeCpu, runUntil, setReg } from "./_testcpu.ts";
 import { CpuFault, EXC_GP, EXC_PF, EXC_UD } from "./cpu.ts";
 import { raise, wrmsr } from "./system.ts";
 import { Cpu } from "./cpu.ts";
@@ -181,24 +181,7 @@ Deno.test("Interp runs 16-bit real-mode code with 16-bit addressing", () => {
 Deno.test("SoftCpuAccelerator reports a triple fault as shutdown", async () => {
   const { board, ram } = makeHarnessBoard({ ramBytes: 1 << 20 });
   const accel = new SoftCpuAccelerator();
-  const flat: SegmentState = { selector: 0x18, base: 0, limit: 0xffffffff, attrs: 0xc093 };
-  const entry: CpuEntryState = {
-    regs: { rip: 0x1000n, rflags: 2n },
-    cs: { selector: 0x10, base: 0, limit: 0xffffffff, attrs: 0xc09b },
-    ds: flat,
-    es: flat,
-    ss: flat,
-    fs: flat,
-    gs: flat,
-    tr: { selector: 0, base: 0, limit: 0xffff, attrs: 0x8b },
-    ldtr: { selector: 0, base: 0, limit: 0xffff, attrs: 0x82 },
-    gdt: { base: 0, limit: 0 },
-    idt: { base: 0, limit: 0 },
-    cr0: 0x11n,
-    cr3: 0n,
-    cr4: 0n,
-    efer: 0n,
-  };
+  const entry = flat32Entry();
   ram.write(0x1000, new Uint8Array([0x0f, 0x0b])); // ud2 with an empty IDT
   accel.init(board, entry);
   const exit = await accel.run();
