@@ -220,10 +220,12 @@ Deno.test("virtio-balloon over QMP and virtio-vsock over Unix sockets with a Lin
         "LP=$!",
         "sleep 1",
         "echo GUEST-BALLOON-READY",
-        "i=0; while [ $(mt) -gt 140000 ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done",
-        'echo "GUEST-MEM-SHRUNK $(mt)"',
-        "i=0; while [ $(mt) -lt 230000 ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done",
-        'echo "GUEST-MEM-GREW $(mt)"',
+        // Report the reading that ended each wait: the host deflates as soon as it sees the target reached, so a
+        // second reading can already be larger again.
+        "i=0; while m=$(mt); [ $m -gt 140000 ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done",
+        'echo "GUEST-MEM-SHRUNK $m"',
+        "i=0; while m=$(mt); [ $m -lt 230000 ] && [ $i -lt 900 ]; do sleep 0.2; i=$((i+1)); done",
+        'echo "GUEST-MEM-GREW $m"',
         'P=""; for p in 6001 6002 6003 6004; do vsock send 2 $p 200000 $p & P="$P $!"; done; wait $P',
         "sleep 1",
         "vsock send 2 6999 10 1",
